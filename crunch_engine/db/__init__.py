@@ -1,0 +1,1 @@
+"""Canonical schema, async engine/session factory, migrations and repositories."""

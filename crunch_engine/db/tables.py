@@ -1,0 +1,204 @@
+"""The canonical schema: typed, indexed columns for what the protocol queries and
+``*_jsonb`` columns for competition-specific payloads (JSONB on PostgreSQL, JSON on SQLite).
+
+Every schema change goes through an Alembic migration (``crunch_engine/db/migrations``);
+a test checks that these models and the migrations agree on both backends.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from crunch_engine.db.types import AutoIncrementId, JsonPayload, UTCDateTime
+from crunch_engine.timeutil import utc_now
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = String(160)
+KEY = String(128)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ModelRow(Base):
+    """A participant model as the engine knows it (identity, orchestrator state, health)."""
+
+    __tablename__ = "models"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    player_id: Mapped[str | None] = mapped_column(KEY)
+    player_name: Mapped[str | None] = mapped_column(String(256))
+    deployment_id: Mapped[str | None] = mapped_column(String(256))
+    state: Mapped[str] = mapped_column(String(32), default="UNKNOWN", index=True)
+    overall_score_jsonb: Mapped[dict[str, Any]] = mapped_column(JsonPayload, default=dict)
+    scores_by_scope_jsonb: Mapped[dict[str, Any]] = mapped_column(JsonPayload, default=dict)
+    health_jsonb: Mapped[dict[str, Any]] = mapped_column(JsonPayload, default=dict)
+    meta_jsonb: Mapped[dict[str, Any]] = mapped_column(JsonPayload, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
+
+
+class PredictionInputRow(Base):
+    """The input of one predict cycle, stored once and shared by every model's prediction."""
+
+    __tablename__ = "prediction_inputs"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    prediction_config_id: Mapped[str] = mapped_column(String(64))
+    scope_key: Mapped[str] = mapped_column(KEY)
+    performed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    raw_input_jsonb: Mapped[Any] = mapped_column(JsonPayload, nullable=True)
+    inference_input_jsonb: Mapped[Any] = mapped_column(JsonPayload, nullable=True)
+    meta_jsonb: Mapped[dict[str, Any]] = mapped_column(JsonPayload, default=dict)
+
+    __table_args__ = (Index(None, "scope_key", "performed_at"),)
+
+
+class PredictionRow(Base):
+    """One model's answer (or non-answer) for one scope of one cycle, and its score."""
+
+    __tablename__ = "predictions"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    input_id: Mapped[str | None] = mapped_column(
+        ID, ForeignKey("prediction_inputs.id", ondelete="SET NULL"), nullable=True
+    )
+    model_id: Mapped[str] = mapped_column(ID, ForeignKey("models.id", ondelete="CASCADE"))
+    prediction_config_id: Mapped[str] = mapped_column(String(64))
+    scope_key: Mapped[str] = mapped_column(KEY)
+    scope_jsonb: Mapped[dict[str, Any]] = mapped_column(JsonPayload, default=dict)
+    status: Mapped[str] = mapped_column(String(16))
+    """Call outcome: SUCCESS, FAILED, TIMEOUT, ABSENT or INVALID."""
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    exec_time_us: Mapped[int | None] = mapped_column(Integer)
+    inference_output_jsonb: Mapped[Any] = mapped_column(JsonPayload, nullable=True)
+    performed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolvable_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    score_status: Mapped[str] = mapped_column(String(16), default="PENDING")
+    """PENDING until scored; SCORED once a score (or penalty) is stored; UNRESOLVED when
+    ground truth never became available before the deadline."""
+    score_value: Mapped[float | None] = mapped_column(Float)
+    score_success: Mapped[bool | None] = mapped_column(Boolean)
+    score_failed_reason: Mapped[str | None] = mapped_column(Text)
+    scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolve_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    ground_truth_jsonb: Mapped[Any] = mapped_column(JsonPayload, nullable=True)
+
+    __table_args__ = (
+        Index(None, "score_status", "resolvable_at"),
+        Index(None, "model_id", "performed_at"),
+        Index(None, "scope_key", "performed_at"),
+        Index(None, "performed_at"),
+        Index(None, "input_id"),
+    )
+
+
+class ModelScoreRow(Base):
+    """A model's aggregated window scores at one point in time, per leaderboard."""
+
+    __tablename__ = "model_scores"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    model_id: Mapped[str] = mapped_column(ID, ForeignKey("models.id", ondelete="CASCADE"))
+    leaderboard_key: Mapped[str] = mapped_column(String(64))
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    score_payload_jsonb: Mapped[dict[str, Any]] = mapped_column(JsonPayload, default=dict)
+
+    __table_args__ = (
+        Index(None, "model_id", "computed_at"),
+        Index(None, "leaderboard_key", "computed_at"),
+    )
+
+
+class LeaderboardRow(Base):
+    """A ranked leaderboard snapshot; snapshots are pruned by a bounded retention policy."""
+
+    __tablename__ = "leaderboards"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    leaderboard_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    entries_jsonb: Mapped[list[dict[str, Any]]] = mapped_column(JsonPayload, default=list)
+    meta_jsonb: Mapped[dict[str, Any]] = mapped_column(JsonPayload, default=dict)
+
+    __table_args__ = (Index(None, "leaderboard_key", "created_at"),)
+
+
+class MarketRecordRow(Base):
+    """One market data point (a tick or a candle): the tape that ground truth comes from."""
+
+    __tablename__ = "market_records"
+
+    id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    asset: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    granularity: Mapped[str] = mapped_column(String(16))
+    ts_event: Mapped[datetime] = mapped_column(UTCDateTime)
+    ts_ingested: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    values_jsonb: Mapped[dict[str, Any]] = mapped_column(JsonPayload)
+    meta_jsonb: Mapped[dict[str, Any]] = mapped_column(JsonPayload, default=dict)
+
+    __table_args__ = (
+        UniqueConstraint("provider", "asset", "kind", "granularity", "ts_event"),
+        Index(None, "asset", "kind", "granularity", "ts_event"),
+        Index(None, "ts_event"),
+    )
+
+
+class MarketIngestionStateRow(Base):
+    """The watermark of one feed series: everything up to ``last_event_ts`` is stored."""
+
+    __tablename__ = "market_ingestion_state"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    asset: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    granularity: Mapped[str] = mapped_column(String(16))
+    last_event_ts: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    meta_jsonb: Mapped[dict[str, Any]] = mapped_column(JsonPayload, default=dict)
+
+    __table_args__ = (UniqueConstraint("provider", "asset", "kind", "granularity"),)
+
+
+class ScheduledPredictionConfigRow(Base):
+    """What to predict and when: a scope template and a schedule (from the pack)."""
+
+    __tablename__ = "scheduled_prediction_configs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope_key: Mapped[str] = mapped_column(KEY, unique=True)
+    scope_template_jsonb: Mapped[dict[str, Any]] = mapped_column(JsonPayload, default=dict)
+    schedule_jsonb: Mapped[dict[str, Any]] = mapped_column(JsonPayload, default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    order: Mapped[int] = mapped_column(Integer, default=0)
+    meta_jsonb: Mapped[dict[str, Any]] = mapped_column(JsonPayload, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
+
+
+ALL_TABLES = [table.name for table in Base.metadata.sorted_tables]

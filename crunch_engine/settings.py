@@ -1,0 +1,144 @@
+"""The one settings object: ``CRUNCH_*`` environment variables, optionally from ``.env`` files.
+
+Read once at start (``load_settings``) and passed down; no other module reads the
+environment for engine settings. A bad value stops the process with a message that
+names the variable, what was expected and what was given.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from crunch_engine.errors import ConfigError
+
+ENV_PREFIX = "CRUNCH_"
+ENV_FILES = (".env", ".local.env")
+
+_DRIVER_ALIASES = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+
+def normalise_database_url(url: str) -> str:
+    """Map ``sqlite://``/``postgresql://`` spellings onto the async drivers the engine uses."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ValueError(f"not a database URL: {exc}") from None
+    driver = _DRIVER_ALIASES.get(parsed.drivername)
+    if driver is None:
+        raise ValueError(
+            f"unsupported database driver {parsed.drivername!r}: "
+            "expected sqlite+aiosqlite:///path or postgresql+asyncpg://user:pass@host/db"
+        )
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, safe to print or log."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+class Settings(BaseSettings):
+    """Engine settings. Every field is ``CRUNCH_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=ENV_FILES,
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    data_dir: Path = Path(".crunch")
+    """Holds the embedded SQLite database and every runtime file (logs, pids, caches)."""
+
+    database_url: str | None = None
+    """Another database instead of the embedded SQLite file, e.g. postgresql+asyncpg://..."""
+
+    pack: str = "baseline"
+    """A pack name (``crunch packs list``) or a path to a pack.json."""
+
+    spec: Path | None = None
+    """Optional spec.json merged over the pack, slot by slot and config by config."""
+
+    callables_file: Path = Path("config/callables.env")
+    """Optional ``SLOT=package.module:attr`` lines; used when the file exists."""
+
+    crunch_id: str = "local"
+    """Identifies this competition to the model orchestrator and the web UI."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return normalise_database_url(value.strip())
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file inside the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.resolved_data_dir / 'crunch.db'}"
+
+    @property
+    def redacted_database_url(self) -> str:
+        return redact_url(self.effective_database_url)
+
+    def ensure_data_dir(self) -> Path:
+        path = self.resolved_data_dir
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def _describe(error: dict) -> str:
+    field = ".".join(str(part) for part in error.get("loc", ()) if part != "__root__")
+    name = f"{ENV_PREFIX}{field.upper()}" if field else ENV_PREFIX + "*"
+    got = error.get("input")
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"{name}: {message} (got {got!r})"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the settings; a bad value raises ``ConfigError`` naming the key."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = [_describe(error) for error in exc.errors()]
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+def settings_env_names() -> list[str]:
+    """Every environment variable the settings object reads, for docs and `config check`."""
+    return [f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields]
+
+
+def environment_snapshot() -> dict[str, str]:
+    """The ``CRUNCH_*`` variables currently set (for diagnostics; values not printed)."""
+    return {key: value for key, value in os.environ.items() if key.startswith(ENV_PREFIX)}

@@ -1,0 +1,1 @@
+"""Textual control center for crunch-control (`crunch tui`)."""
