@@ -80,7 +80,7 @@ class TemporaryPostgres:
             try:
                 account = pwd.getpwnam("postgres")
             except KeyError:
-                raise PostgresUnavailable("running as root but there is no 'postgres' user")
+                raise PostgresUnavailable("running as root but there is no postgres user") from None
             os.chown(self.root, account.pw_uid, account.pw_gid)
             self._run_as = ["runuser", "-u", "postgres", "--"]
         self.port = free_port()

@@ -1,0 +1,1 @@
+"""Async repositories: the only code that writes SQL. Writes are batched in one transaction."""

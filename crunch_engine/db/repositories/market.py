@@ -1,0 +1,236 @@
+"""The tape: market records and the per-series ingestion watermark."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crunch_engine.db.repositories.batching import insert_for, upsert_rows
+from crunch_engine.db.tables import MarketIngestionStateRow, MarketRecordRow
+from crunch_engine.feeds.contracts import MarketRecord, SeriesKey, StoredMarketRecord
+from crunch_engine.timeutil import ensure_utc, utc_now
+
+_RECORDS = MarketRecordRow.__table__
+_STATE = MarketIngestionStateRow.__table__
+_SERIES_COLUMNS = ("provider", "asset", "kind", "granularity")
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesStatus:
+    """What the tape holds for one series (``crunch feeds status``, ``/reports/feeds``)."""
+
+    provider: str
+    asset: str
+    kind: str
+    granularity: str
+    record_count: int
+    oldest_ts: datetime | None
+    newest_ts: datetime | None
+    watermark_ts: datetime | None
+    watermark_updated_at: datetime | None
+
+
+def _to_stored(row: MarketRecordRow) -> StoredMarketRecord:
+    return StoredMarketRecord(
+        provider=row.provider,
+        asset=row.asset,
+        kind=row.kind,
+        granularity=row.granularity,
+        ts_event=row.ts_event,
+        values=dict(row.values_jsonb),
+        meta=dict(row.meta_jsonb or {}),
+        ts_ingested=row.ts_ingested,
+    )
+
+
+class MarketRepository:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def upsert(
+        self, records: Sequence[MarketRecord], *, advance_watermark: bool = True
+    ) -> int:
+        """Store ``records`` (a later version of a data point replaces the earlier one)
+        and, in the same transaction, move each series' watermark to its newest record.
+
+        Returns the number of records written. The watermark never moves backwards.
+        """
+        if not records:
+            return 0
+        now = utc_now()
+        # The last version of a point within one batch wins (an open candle, then closed).
+        by_key: dict[tuple[str, str, str, str, datetime], MarketRecord] = {}
+        for record in records:
+            by_key[(*_series_tuple(record.series), record.ts_event)] = record
+        rows = [
+            {
+                "provider": r.provider,
+                "asset": r.asset,
+                "kind": r.kind,
+                "granularity": r.granularity,
+                "ts_event": r.ts_event,
+                "ts_ingested": now,
+                "values_jsonb": r.values,
+                "meta_jsonb": r.meta,
+            }
+            for r in by_key.values()
+        ]
+        async with self._sessions.begin() as session:
+            await upsert_rows(
+                session,
+                _RECORDS,
+                rows,
+                conflict_columns=(*_SERIES_COLUMNS, "ts_event"),
+                update_columns=("values_jsonb", "meta_jsonb", "ts_ingested"),
+            )
+            if advance_watermark:
+                newest: dict[SeriesKey, datetime] = {}
+                for record in by_key.values():
+                    current = newest.get(record.series)
+                    if current is None or record.ts_event > current:
+                        newest[record.series] = record.ts_event
+                for series, ts in newest.items():
+                    await self._advance(session, series, ts, now)
+        return len(rows)
+
+    async def _advance(
+        self, session: AsyncSession, series: SeriesKey, ts: datetime, now: datetime
+    ) -> None:
+        statement = insert_for(session, _STATE).values(
+            id=series.id,
+            provider=series.provider,
+            asset=series.asset,
+            kind=series.kind,
+            granularity=series.granularity,
+            last_event_ts=ts,
+            updated_at=now,
+            meta_jsonb={},
+        )
+        newer = func.coalesce(_STATE.c.last_event_ts, statement.excluded.last_event_ts)
+        statement = statement.on_conflict_do_update(
+            index_elements=["id"],
+            set_={
+                "last_event_ts": func.max(newer, statement.excluded.last_event_ts)
+                if session.get_bind().dialect.name == "sqlite"
+                else func.greatest(newer, statement.excluded.last_event_ts),
+                "updated_at": statement.excluded.updated_at,
+            },
+        )
+        await session.execute(statement)
+
+    async def set_watermark(self, series: SeriesKey, ts: datetime | None) -> None:
+        """Set a series' watermark exactly (used by repair tools and tests)."""
+        now = utc_now()
+        async with self._sessions.begin() as session:
+            statement = insert_for(session, _STATE).values(
+                id=series.id,
+                provider=series.provider,
+                asset=series.asset,
+                kind=series.kind,
+                granularity=series.granularity,
+                last_event_ts=ts,
+                updated_at=now,
+                meta_jsonb={},
+            )
+            statement = statement.on_conflict_do_update(
+                index_elements=["id"],
+                set_={"last_event_ts": statement.excluded.last_event_ts, "updated_at": now},
+            )
+            await session.execute(statement)
+
+    async def watermark(self, series: SeriesKey) -> datetime | None:
+        async with self._sessions() as session:
+            return await session.scalar(
+                select(MarketIngestionStateRow.last_event_ts).where(
+                    MarketIngestionStateRow.id == series.id
+                )
+            )
+
+    async def latest(self, series: SeriesKey, limit: int) -> list[StoredMarketRecord]:
+        """The ``limit`` newest records of a series, NEWEST FIRST."""
+        statement = (
+            select(MarketRecordRow)
+            .where(*_series_filter(series))
+            .order_by(MarketRecordRow.ts_event.desc())
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            return [_to_stored(row) for row in (await session.scalars(statement)).all()]
+
+    async def window(
+        self, series: SeriesKey, start: datetime, end: datetime
+    ) -> list[StoredMarketRecord]:
+        """Records with ``start <= ts_event <= end``, oldest first."""
+        statement = (
+            select(MarketRecordRow)
+            .where(
+                *_series_filter(series),
+                MarketRecordRow.ts_event >= ensure_utc(start),
+                MarketRecordRow.ts_event <= ensure_utc(end),
+            )
+            .order_by(MarketRecordRow.ts_event.asc())
+        )
+        async with self._sessions() as session:
+            return [_to_stored(row) for row in (await session.scalars(statement)).all()]
+
+    async def count(self, series: SeriesKey | None = None) -> int:
+        statement = select(func.count()).select_from(MarketRecordRow)
+        if series is not None:
+            statement = statement.where(*_series_filter(series))
+        async with self._sessions() as session:
+            return int(await session.scalar(statement) or 0)
+
+    async def delete_before(self, cutoff: datetime) -> int:
+        """TTL retention by market time (``ts_event``), never by ingestion time."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                delete(MarketRecordRow).where(MarketRecordRow.ts_event < ensure_utc(cutoff))
+            )
+            return int(result.rowcount or 0)
+
+    async def status(self) -> list[SeriesStatus]:
+        """One row per series found in the tape or the watermarks."""
+        columns = [getattr(MarketRecordRow, name) for name in _SERIES_COLUMNS]
+        counts = select(
+            *columns,
+            func.count().label("record_count"),
+            func.min(MarketRecordRow.ts_event).label("oldest_ts"),
+            func.max(MarketRecordRow.ts_event).label("newest_ts"),
+        ).group_by(*columns)
+        async with self._sessions() as session:
+            tape = {tuple(row[:4]): row for row in (await session.execute(counts)).all()}
+            states = {
+                (s.provider, s.asset, s.kind, s.granularity): s
+                for s in (await session.scalars(select(MarketIngestionStateRow))).all()
+            }
+        result = []
+        for key in sorted(set(tape) | set(states)):
+            row, state = tape.get(key), states.get(key)
+            result.append(
+                SeriesStatus(
+                    *key,
+                    record_count=int(row.record_count) if row else 0,
+                    oldest_ts=row.oldest_ts if row else None,
+                    newest_ts=row.newest_ts if row else None,
+                    watermark_ts=state.last_event_ts if state else None,
+                    watermark_updated_at=state.updated_at if state else None,
+                )
+            )
+        return result
+
+
+def _series_tuple(series: SeriesKey) -> tuple[str, str, str, str]:
+    return (series.provider, series.asset, series.kind, series.granularity)
+
+
+def _series_filter(series: SeriesKey) -> list[object]:
+    return [
+        MarketRecordRow.provider == series.provider,
+        MarketRecordRow.asset == series.asset,
+        MarketRecordRow.kind == series.kind,
+        MarketRecordRow.granularity == series.granularity,
+    ]

@@ -1,0 +1,1 @@
+"""Market data: feed contracts, providers, the registry and tape-first ground truth."""

@@ -1,0 +1,1 @@
+"""Packs: JSON manifests wiring the ten slots, the prediction schedules and scoring."""
