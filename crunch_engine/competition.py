@@ -92,7 +92,7 @@ class Competition:
         return self.slots[name]
 
 
-def _make_node_importable() -> None:
+def make_node_importable() -> None:
     """The node's own modules (``runtime_definitions/``...) import from its folder."""
     cwd = str(Path.cwd())
     if cwd not in sys.path:
@@ -102,7 +102,7 @@ def _make_node_importable() -> None:
 def load_competition(settings: Settings, environ: Mapping[str, str]) -> Competition:
     pack, spec = load_pack_with_spec(settings.pack, settings.spec)
     choices = choose_slots(pack, spec, settings, environ)
-    _make_node_importable()
+    make_node_importable()
     resolved: dict[SlotName, ResolvedSlot] = {}
     failures: list[SlotResolutionError] = []
     for slot, choice in choices.items():

@@ -117,10 +117,15 @@ class Settings(BaseSettings):
         return path
 
 
+_URL_FIELDS = {"database_url"}
+
+
 def _describe(error: dict) -> str:
     field = ".".join(str(part) for part in error.get("loc", ()) if part != "__root__")
     name = f"{ENV_PREFIX}{field.upper()}" if field else ENV_PREFIX + "*"
     got = error.get("input")
+    if field in _URL_FIELDS and isinstance(got, str):
+        got = redact_url(got)
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     return f"{name}: {message} (got {got!r})"
 

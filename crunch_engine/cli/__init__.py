@@ -1,0 +1,1 @@
+"""The `crunch` command line: a Typer root and one module per command group."""
