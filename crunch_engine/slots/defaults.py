@@ -166,7 +166,7 @@ def rank_by_primary_window(
 
 def _window_label(name: str, seconds: int) -> str:
     hours = seconds / 3600
-    span = f"{hours / 24:g}d" if hours >= 48 and hours % 24 == 0 else f"{hours:g}h"
+    span = f"{hours / 24:g}d" if hours >= 168 and hours % 24 == 0 else f"{hours:g}h"
     return f"{name.capitalize()} ({span})"
 
 

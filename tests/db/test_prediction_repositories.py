@@ -1,0 +1,122 @@
+"""Predictions, models, schedules and leaderboards on both backends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from crunch_engine.db.database import Database
+from crunch_engine.db.repositories.models import ModelInfo
+from crunch_engine.db.repositories.predictions import (
+    PredictionInput,
+    PredictionRecord,
+    ScoreUpdate,
+)
+from crunch_engine.packs.loader import load_pack
+
+T0 = datetime(2025, 6, 1, tzinfo=UTC)
+
+
+def cycle(n: int, models: list[str]) -> tuple[PredictionInput, list[PredictionRecord]]:
+    at = T0 + timedelta(minutes=n)
+    source = PredictionInput(f"in-{n}", "btc", "btc", at, {"raw": n}, {"candles": [n]})
+    rows = [
+        PredictionRecord(
+            id=f"in-{n}:{m}",
+            input_id=source.id,
+            model_id=m,
+            prediction_config_id="btc",
+            scope_key="btc",
+            scope={"asset": "BTC", "horizon_seconds": 300},
+            status="SUCCESS" if m != "absent" else "ABSENT",
+            performed_at=at,
+            resolvable_at=at + timedelta(minutes=5),
+            output={"p_up": 0.5} if m != "absent" else None,
+            failure_reason=None if m != "absent" else "not connected",
+            exec_time_us=1200,
+        )
+        for m in models
+    ]
+    return source, rows
+
+
+async def test_cycle_write_is_idempotent(database: Database) -> None:
+    models = ["alpha", "beta", "absent"]
+    await database.models.ensure_known(models)
+    source, rows = cycle(0, models)
+    await database.predictions.record_cycle([source], rows)
+    await database.predictions.record_cycle([source], rows)  # a retried cycle
+    assert await database.predictions.count() == 3
+    absent = [p for p in await database.predictions.latest(limit=10) if p.model_id == "absent"]
+    assert absent[0].status == "ABSENT" and absent[0].failure_reason == "not connected"
+
+
+async def test_due_for_scoring_oldest_first_and_only_when_resolvable(database: Database) -> None:
+    await database.models.ensure_known(["alpha"])
+    for n in range(10):
+        source, rows = cycle(n, ["alpha"])
+        await database.predictions.record_cycle([source], rows)
+    now = T0 + timedelta(minutes=5 + 4)  # cycles 0..4 are resolvable
+    due = await database.predictions.due_for_scoring(now, limit=3)
+    assert [p.id for p in due] == ["in-0:alpha", "in-1:alpha", "in-2:alpha"]
+    all_due = await database.predictions.due_for_scoring(now, limit=100)
+    assert len(all_due) == 5
+
+    await database.predictions.store_scores(
+        [
+            ScoreUpdate(p.id, "SCORED", now, 0.25, True, ground_truth={"up": True})
+            for p in all_due[:2]
+        ]
+        + [ScoreUpdate(all_due[2].id, "PENDING", now, resolve_attempts=1)]
+    )
+    remaining = await database.predictions.due_for_scoring(now, limit=100)
+    assert [p.id for p in remaining] == ["in-2:alpha", "in-3:alpha", "in-4:alpha"]
+    assert remaining[0].resolve_attempts == 1
+    assert await database.predictions.count(score_status="SCORED") == 2
+
+
+async def test_latest_predictions_newest_first(database: Database) -> None:
+    await database.models.ensure_known(["alpha", "beta"])
+    for n in range(20):
+        source, rows = cycle(n, ["alpha", "beta"])
+        await database.predictions.record_cycle([source], rows)
+    latest = await database.predictions.latest(model_id="beta", limit=3)
+    assert [p.id for p in latest] == ["in-19:beta", "in-18:beta", "in-17:beta"]
+    assert all(p.performed_at.tzinfo is not None for p in latest)
+
+
+async def test_models_upsert_keeps_health(database: Database) -> None:
+    await database.models.upsert(
+        [ModelInfo("m1", "Momentum", "c1", "Cruncher One", "m1_d1", "RUNNING")]
+    )
+    await database.models.update_health({"m1": {"p50_us": 900, "consecutive_failures": 0}})
+    await database.models.upsert(
+        [ModelInfo("m1", "Momentum v2", "c1", "Cruncher One", "m1_d2", "RUNNING")]
+    )
+    row = await database.models.get("m1")
+    assert row is not None
+    assert row.name == "Momentum v2" and row.deployment_id == "m1_d2"
+    assert row.health_jsonb == {"p50_us": 900, "consecutive_failures": 0}
+
+
+async def test_scheduled_configs_mirror_the_pack(database: Database) -> None:
+    tournament = load_pack("tournament")
+    await database.configs.sync(tournament.scheduled_prediction_configs)
+    active = await database.configs.active()
+    assert [c.scope_key for c in active] == ["in-sample-btc-300s", "out-of-sample-ada-300s"]
+    assert active[0].schedule_jsonb == {"every_seconds": 60}
+
+    baseline = load_pack("baseline")
+    await database.configs.sync(baseline.scheduled_prediction_configs)
+    assert [c.scope_key for c in await database.configs.active()] == ["btc-up-300s"]
+
+
+async def test_leaderboard_latest_is_the_newest(database: Database) -> None:
+    for n in range(5):
+        await database.leaderboards.insert(
+            "overall", T0 + timedelta(minutes=n), [{"rank": 1, "model_id": f"m{n}"}]
+        )
+    await database.leaderboards.insert("other", T0 + timedelta(hours=1), [])
+    latest = await database.leaderboards.latest("overall")
+    assert latest is not None and latest.entries_jsonb == [{"rank": 1, "model_id": "m4"}]
+    history = await database.leaderboards.history("overall", limit=2)
+    assert [h.entries_jsonb[0]["model_id"] for h in history] == ["m4", "m3"]
