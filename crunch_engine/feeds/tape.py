@@ -1,0 +1,155 @@
+"""Tape-first reads: ground truth and model inputs come from ``market_records``.
+
+The database is asked first. Only when the needed window is not covered does the tape
+fetch it from the feed (once), store it, and read again. When data is still missing or
+stale, the answer says so explicitly, so scoring leaves the prediction unresolved
+instead of scoring it on bad data.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from crunch_engine.db.repositories.market import MarketRepository
+from crunch_engine.feeds.base import Clock, DataFeed, FeedError, FeedFetchRequest, SystemClock
+from crunch_engine.feeds.base import parse_granularity as granularity_step
+from crunch_engine.feeds.contracts import SeriesKey, StoredMarketRecord
+from crunch_engine.slots.spec import PricePoint
+from crunch_engine.timeutil import ensure_utc, to_iso
+
+logger = logging.getLogger(__name__)
+
+RECOVERY_RETRY = timedelta(seconds=60)
+DEFAULT_STALENESS_FRACTION = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class PriceLookup:
+    """A price at a point in time, or the reason there is none."""
+
+    point: PricePoint | None
+    reason: str | None = None
+    recovered: bool = False
+
+
+def record_price(record: StoredMarketRecord, step: timedelta) -> PricePoint:
+    """A candle's close is the price at its close time; a tick is the price at its time."""
+    if record.kind == "candle":
+        return PricePoint(record.ts_event + step, float(record.values["close"]))
+    return PricePoint(record.ts_event, float(record.values["price"]))
+
+
+class Tape:
+    """Reads one provider's series (kind and granularity) for any asset."""
+
+    def __init__(
+        self,
+        market: MarketRepository,
+        *,
+        provider: str,
+        kind: str = "candle",
+        granularity: str = "1m",
+        feed: DataFeed | None = None,
+        staleness_fraction: float = DEFAULT_STALENESS_FRACTION,
+        clock: Clock | None = None,
+    ) -> None:
+        if not 0 < staleness_fraction <= 1:
+            raise ValueError(f"staleness_fraction must be in (0, 1], got {staleness_fraction}")
+        self.market = market
+        self.provider, self.kind, self.granularity = provider, kind, granularity
+        self.step = granularity_step(granularity)
+        self.feed = feed
+        self.staleness_fraction = staleness_fraction
+        self.clock = clock or SystemClock()
+        self._recovery_attempts: dict[tuple[str, datetime], datetime] = {}
+        self.recoveries = 0
+        """How many times the feed was asked for a missing window (for tests and logs)."""
+
+    def series(self, asset: str) -> SeriesKey:
+        return SeriesKey(self.provider, asset, self.kind, self.granularity)
+
+    async def latest(self, asset: str, limit: int) -> list[StoredMarketRecord]:
+        """The newest ``limit`` records of ``asset``, newest first."""
+        return await self.market.latest(self.series(asset), limit)
+
+    def max_age(self, horizon_seconds: float | None) -> timedelta:
+        """How old the last price may be: a fraction of the horizon, at least one candle."""
+        if horizon_seconds is None:
+            return self.step
+        return max(self.step, timedelta(seconds=self.staleness_fraction * horizon_seconds))
+
+    async def price_at(
+        self, asset: str, at: datetime, *, horizon_seconds: float | None = None
+    ) -> PricePoint | None:
+        return (await self.lookup_price(asset, at, horizon_seconds=horizon_seconds)).point
+
+    async def lookup_price(
+        self, asset: str, at: datetime, *, horizon_seconds: float | None = None
+    ) -> PriceLookup:
+        """The last price known at ``at`` (a closed candle, never a partial one)."""
+        at = ensure_utc(at)
+        max_age = self.max_age(horizon_seconds)
+        if at > self.clock.now():
+            return PriceLookup(None, f"{to_iso(at)} is in the future")
+        found = await self._read(asset, at, max_age)
+        if found is not None:
+            return PriceLookup(found)
+        recovered = await self._recover(asset, at, max_age)
+        if recovered:
+            found = await self._read(asset, at, max_age)
+            if found is not None:
+                return PriceLookup(found, recovered=True)
+        return PriceLookup(
+            None,
+            f"no {self.kind} of {asset} ({self.provider}, {self.granularity}) with a price "
+            f"between {to_iso(at - max_age)} and {to_iso(at)}",
+        )
+
+    async def _read(self, asset: str, at: datetime, max_age: timedelta) -> PricePoint | None:
+        # A candle opened at ts covers [ts, ts + step): it is closed at ``at`` only when
+        # ts + step <= at, and its close is fresh when ts + step >= at - max_age.
+        shift = self.step if self.kind == "candle" else timedelta(0)
+        record = await self.market.last_at_or_before(
+            self.series(asset), at - shift, at - shift - max_age
+        )
+        return record_price(record, self.step) if record is not None else None
+
+    async def _recover(self, asset: str, at: datetime, max_age: timedelta) -> bool:
+        """Fetch the missing window from the feed and store it; at most once a minute."""
+        if self.feed is None:
+            return False
+        key = (asset, at)
+        now = self.clock.now()
+        last = self._recovery_attempts.get(key)
+        if last is not None and now - last < RECOVERY_RETRY:
+            return False
+        self._recovery_attempts[key] = now
+        shift = self.step if self.kind == "candle" else timedelta(0)
+        request = FeedFetchRequest(
+            asset=asset,
+            kind=self.kind,  # type: ignore[arg-type]
+            granularity=self.granularity,
+            start=at - shift - max_age,
+            end=at - shift,
+        )
+        self.recoveries += 1
+        try:
+            records = await self.feed.fetch(request)
+        except FeedError as exc:
+            logger.warning("tape recovery feed=%s asset=%s failed: %s", self.provider, asset, exc)
+            return False
+        closed = [r for r in records if r.ts_event + shift <= now]
+        if closed:
+            # Recovery fills a hole in the past: it must not move the watermark over a gap.
+            await self.market.upsert(closed, advance_watermark=False)
+        logger.info(
+            "tape recovery feed=%s asset=%s window=%s..%s stored=%d",
+            self.provider,
+            asset,
+            to_iso(request.start),
+            to_iso(request.end),
+            len(closed),
+        )
+        return bool(closed)
