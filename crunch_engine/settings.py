@@ -11,12 +11,13 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from crunch_engine.errors import ConfigError
+from crunch_engine.feeds.settings import FeedSettings, load_feed_settings
 
 ENV_PREFIX = "CRUNCH_"
 ENV_FILES = (".env", ".local.env")
@@ -83,6 +84,19 @@ class Settings(BaseSettings):
     """Identifies this competition to the model orchestrator and the web UI."""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    market_backfill_hours: float = Field(3.0, gt=0)
+    """On an empty tape the market-data worker first backfills this much history."""
+
+    market_retention_days: float = Field(90.0, gt=0)
+    """Market records older than this (by market time, ts_event) are deleted."""
+
+    tape_staleness_fraction: float = Field(0.2, gt=0, le=1)
+    """Ground truth is refused when the last price is older than this fraction of the
+    horizon (and never tighter than one candle)."""
+
+    feed: FeedSettings = Field(default_factory=load_feed_settings)
+    """The market-data feed: every ``CRUNCH_FEED_*`` variable (see feeds/settings.py)."""
 
     @field_validator("database_url")
     @classmethod

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from crunch_engine import __version__
-from crunch_engine.cli import config_cmd, db_cmd, packs_cmd
+from crunch_engine.cli import config_cmd, db_cmd, feeds_cmd, packs_cmd, worker_cmd
 
 app = typer.Typer(
     name="crunch",
@@ -19,6 +19,8 @@ app = typer.Typer(
 app.add_typer(db_cmd.app, name="db", rich_help_panel="Setup")
 app.add_typer(packs_cmd.app, name="packs", rich_help_panel="Configuration")
 app.add_typer(config_cmd.app, name="config", rich_help_panel="Configuration")
+app.add_typer(feeds_cmd.app, name="feeds", rich_help_panel="Market data")
+app.add_typer(worker_cmd.app, name="worker", rich_help_panel="Run")
 
 
 def _version(value: bool) -> None:

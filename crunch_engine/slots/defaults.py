@@ -107,8 +107,11 @@ async def resolve_price_move(
     asset = prediction["scope"]["asset"]
     start_at = _as_datetime(prediction["performed_at"])
     end_at = _as_datetime(prediction["resolvable_at"])
-    start = await tape.price_at(asset, start_at)
-    end = await tape.price_at(asset, end_at)
+    horizon = float(
+        prediction["scope"].get("horizon_seconds") or (end_at - start_at).total_seconds()
+    )
+    start = await tape.price_at(asset, start_at, horizon_seconds=horizon)
+    end = await tape.price_at(asset, end_at, horizon_seconds=horizon)
     if start is None or end is None or start.price <= 0:
         return None
     return {

@@ -139,6 +139,9 @@ class TapeReader(Protocol):
         """The newest ``limit`` records of ``asset``, newest first."""
         ...
 
-    async def price_at(self, asset: str, at: datetime) -> PricePoint | None:
-        """The last known price at ``at``, or None when missing or stale."""
+    async def price_at(
+        self, asset: str, at: datetime, *, horizon_seconds: float | None = None
+    ) -> PricePoint | None:
+        """The last known price at ``at``, or None when missing or stale (older than the
+        tape's staleness fraction of ``horizon_seconds``, and never less than one candle)."""
         ...

@@ -28,7 +28,9 @@ class ListTape:
     async def latest(self, asset: str, limit: int) -> list[StoredMarketRecord]:
         return list(reversed(self.records))[:limit]
 
-    async def price_at(self, asset: str, at: datetime) -> PricePoint | None:
+    async def price_at(
+        self, asset: str, at: datetime, *, horizon_seconds: float | None = None
+    ) -> PricePoint | None:
         known = [r for r in self.records if r.ts_event <= at]
         return PricePoint(known[-1].ts_event, known[-1].values["close"]) if known else None
 

@@ -177,6 +177,24 @@ class MarketRepository:
         async with self._sessions() as session:
             return [_to_stored(row) for row in (await session.scalars(statement)).all()]
 
+    async def last_at_or_before(
+        self, series: SeriesKey, at: datetime, not_before: datetime
+    ) -> StoredMarketRecord | None:
+        """The newest record with ``not_before <= ts_event <= at`` (bounded: an index range)."""
+        statement = (
+            select(MarketRecordRow)
+            .where(
+                *_series_filter(series),
+                MarketRecordRow.ts_event <= ensure_utc(at),
+                MarketRecordRow.ts_event >= ensure_utc(not_before),
+            )
+            .order_by(MarketRecordRow.ts_event.desc())
+            .limit(1)
+        )
+        async with self._sessions() as session:
+            row = await session.scalar(statement)
+        return _to_stored(row) if row is not None else None
+
     async def count(self, series: SeriesKey | None = None) -> int:
         statement = select(func.count()).select_from(MarketRecordRow)
         if series is not None:

@@ -1,0 +1,15 @@
+"""`crunch worker NAME`: run one engine worker in the foreground (what the supervisor starts)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="Run one engine worker in the foreground.", no_args_is_help=True)
+
+
+@app.command("market-data")
+def market_data() -> None:
+    """Backfill from the watermark, then ingest the live feed (CRUNCH_FEED_*)."""
+    from crunch_engine.workers.market_data import main
+
+    raise typer.Exit(main())

@@ -1,0 +1,1 @@
+"""Services: the logic workers run, with their dependencies passed in (testable)."""

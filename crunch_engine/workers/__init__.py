@@ -1,0 +1,1 @@
+"""Workers: thin run loops (one process each) around the services."""
