@@ -17,11 +17,16 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Runs what exists so far on the embedded SQLite default, offline.
+# Runs what exists so far on the embedded SQLite default, offline: the schema, the
+# configuration check, two hours of replayed real candles on the tape, then the live
+# market-data worker (Ctrl-C stops it). Grows into `crunch tui`.
 demo: venv
 	$(BIN)/crunch db upgrade
-	$(BIN)/crunch packs list
 	$(BIN)/crunch config check
+	$(BIN)/crunch feeds backfill --since 2h
+	$(BIN)/crunch feeds status
+	$(BIN)/crunch feeds tail BTC --limit 5
+	$(BIN)/crunch worker market-data
 
 test: venv
 	$(BIN)/ruff format --check .

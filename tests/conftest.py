@@ -103,3 +103,15 @@ def crunch_env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def crunch_cmd() -> list[str]:
     return [sys.executable, "-m", "crunch_engine.cli"]
+
+
+@pytest.fixture
+async def postgres_database(postgres_server: TemporaryPostgres) -> AsyncIterator[Database]:
+    """A fresh PostgreSQL database at head, for PostgreSQL-only behaviour."""
+    name = await postgres_server.create_database(template=PG_TEMPLATE)
+    db = Database(postgres_server.url(name))
+    try:
+        yield db
+    finally:
+        await db.close()
+        await postgres_server.drop_database(name)

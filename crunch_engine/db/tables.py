@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from crunch_engine.db.types import AutoIncrementId, JsonPayload, UTCDateTime
+from crunch_engine.db.types import JsonPayload, UTCDateTime
 from crunch_engine.timeutil import utc_now
 
 NAMING_CONVENTION = {
@@ -148,25 +148,22 @@ class LeaderboardRow(Base):
 
 
 class MarketRecordRow(Base):
-    """One market data point (a tick or a candle): the tape that ground truth comes from."""
+    """One market data point (a tick or a candle): the tape that ground truth comes from.
+
+    Keyed by (provider, asset, kind, granularity, ts_event): the one index serves
+    dedup, time-range reads per series and retention, and keeps bulk ingestion fast.
+    """
 
     __tablename__ = "market_records"
 
-    id: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
-    provider: Mapped[str] = mapped_column(String(32))
-    asset: Mapped[str] = mapped_column(String(32))
-    kind: Mapped[str] = mapped_column(String(16))
-    granularity: Mapped[str] = mapped_column(String(16))
-    ts_event: Mapped[datetime] = mapped_column(UTCDateTime)
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    asset: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    granularity: Mapped[str] = mapped_column(String(16), primary_key=True)
+    ts_event: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     ts_ingested: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     values_jsonb: Mapped[dict[str, Any]] = mapped_column(JsonPayload)
     meta_jsonb: Mapped[dict[str, Any]] = mapped_column(JsonPayload, default=dict)
-
-    __table_args__ = (
-        UniqueConstraint("provider", "asset", "kind", "granularity", "ts_event"),
-        Index(None, "asset", "kind", "granularity", "ts_event"),
-        Index(None, "ts_event"),
-    )
 
 
 class MarketIngestionStateRow(Base):

@@ -5,16 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer
+from sqlalchemy import JSON, DateTime
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 JsonPayload = JSON().with_variant(JSONB(), "postgresql")
 """Competition-specific payloads: JSONB on PostgreSQL, JSON text on SQLite."""
-
-AutoIncrementId = BigInteger().with_variant(Integer(), "sqlite")
-"""A 64-bit surrogate key; SQLite only auto-increments an INTEGER PRIMARY KEY."""
 
 
 class UTCDateTime(TypeDecorator[datetime]):

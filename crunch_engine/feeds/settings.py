@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -25,6 +25,7 @@ from crunch_engine.timeutil import ensure_utc
 
 FEED_ENV_PREFIX = "CRUNCH_FEED_"
 FEED_ENV_FILES = (".env", ".local.env")
+DEFAULT_GRANULARITY = {"replay": "5s"}
 
 
 def _split_list(value: object) -> object:
@@ -78,7 +79,9 @@ class FeedSettings(BaseSettings):
     """Assets to ingest, e.g. ``BTC,ADA``."""
 
     kind: Literal["tick", "candle"] = "candle"
-    granularity: str = "1m"
+    granularity: str = ""
+    """Candle or tick spacing, e.g. 1m. Default: 5s for replay (each 5 s of wall time
+    plays one real minute, so the demo moves every few seconds), 1m for the others."""
     request_timeout_seconds: float = Field(10.0, gt=0)
     max_retries: int = Field(5, ge=0)
     """Retries of one request after 429/418/5xx/connection errors before giving up."""
@@ -114,11 +117,9 @@ class FeedSettings(BaseSettings):
     pyth_candle_grace_seconds: float = Field(2.0, ge=0)
     """How long after a minute ends its candle waits for late ticks before it is emitted."""
 
-    replay_speed: float = Field(60.0, gt=0)
-    """Market seconds per wall second: 1 is real time, 60 plays one candle per second."""
     replay_anchor: datetime | None = None
-    """Wall time at which the newest bundled candle has just closed; share it between
-    processes so they replay the same tape. Default: start of the process, to the minute."""
+    """The wall time of replay slot 0; default 2025-01-01T00:00Z so every process plays
+    the same tape. Speed follows ``granularity``: each slot plays one real minute."""
 
     synthetic_seed: int = 7
     synthetic_sigma: float = Field(0.0054, gt=0)
@@ -158,9 +159,17 @@ class FeedSettings(BaseSettings):
     def _lower_kind(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _default_granularity(self) -> FeedSettings:
+        if not self.granularity:
+            self.granularity = DEFAULT_GRANULARITY.get(self.provider, "1m")
+        return self
+
     @field_validator("granularity")
     @classmethod
     def _check_granularity(cls, value: str) -> str:
+        if not value.strip():
+            return ""
         parse_granularity(value)
         return value.strip()
 

@@ -105,3 +105,26 @@ async def test_status_and_ttl_by_market_time(database: Database) -> None:
     deleted = await database.market.delete_before(T0 + timedelta(minutes=40))
     assert deleted == 40 + 30
     assert await database.market.count(SERIES) == 20
+
+
+async def test_postgres_copy_falls_back_when_a_row_appeared_meanwhile(
+    postgres_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The COPY fast path runs after a probe found no stored key; if another writer
+    stores one in between, the COPY fails on the key and the batch is upserted instead."""
+    from crunch_engine.db.repositories import pg_copy
+
+    database = postgres_database
+    await database.market.upsert([candle(5, 1.0)])  # "the other writer"
+    probes = []
+
+    async def probe_misses(session, batch):
+        probes.append(len(batch))
+        return False
+
+    monkeypatch.setattr(pg_copy, "_any_stored", probe_misses)
+    await database.market.upsert([candle(i, 2.0) for i in range(10)])
+    assert probes == [10]
+    assert await database.market.count(SERIES) == 10
+    stored = {r.ts_event: r.values["close"] for r in await database.market.latest(SERIES, 10)}
+    assert set(stored.values()) == {2.0}  # the conflicting point was updated, not lost

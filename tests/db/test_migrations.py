@@ -9,7 +9,12 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from crunch_engine.db.engine import create_engine
-from crunch_engine.db.migrate import current_revision, head_revision, upgrade_database
+from crunch_engine.db.migrate import (
+    current_revision,
+    head_revision,
+    upgrade_database,
+    upgrade_engine,
+)
 from crunch_engine.db.tables import Base
 
 EXPECTED_TABLES = {
@@ -98,3 +103,44 @@ def test_cli_db_upgrade_unreachable_postgres_fails_clearly(
     assert result.returncode == 1
     assert "cannot reach" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
+
+
+async def test_0002_keeps_existing_market_records(empty_database_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import bindparam, text
+
+    from crunch_engine.db.types import JsonPayload, UTCDateTime
+
+    insert = text(
+        "INSERT INTO market_records (provider, asset, kind, granularity, "
+        "ts_event, ts_ingested, values_jsonb, meta_jsonb) VALUES "
+        "('replay', 'BTC', 'candle', '1m', :ts, :ts, :values, :meta)"
+    ).bindparams(
+        bindparam("ts", type_=UTCDateTime()),
+        bindparam("values", type_=JsonPayload),
+        bindparam("meta", type_=JsonPayload),
+    )
+    await upgrade_database(empty_database_url, "0001")
+    engine = create_engine(empty_database_url)
+    try:
+        async with engine.begin() as connection:
+            for minute in range(3):
+                ts = datetime(2025, 6, 1, 0, minute, tzinfo=UTC)
+                await connection.execute(
+                    insert, {"ts": ts, "values": {"close": 100 + minute}, "meta": {}}
+                )
+        await upgrade_engine(engine)
+        async with engine.connect() as connection:
+            count = await connection.scalar(text("SELECT count(*) FROM market_records"))
+            columns = await connection.run_sync(
+                lambda c: {col["name"] for col in inspect(c).get_columns("market_records")}
+            )
+            key = await connection.run_sync(
+                lambda c: inspect(c).get_pk_constraint("market_records")["constrained_columns"]
+            )
+    finally:
+        await engine.dispose()
+    assert count == 3
+    assert "id" not in columns
+    assert key == ["provider", "asset", "kind", "granularity", "ts_event"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -22,7 +22,10 @@ def manual_clock() -> ManualClock:
 
 @pytest.fixture
 def jump_clock() -> JumpClock:
-    return JumpClock()
+    # Start 5 s into a minute: tests jump whole minutes, so a test has ~55 s of real
+    # time before a candle closes by itself (which would race what the test drives).
+    now = datetime.now(UTC)
+    return JumpClock(timedelta(seconds=5 - now.second - now.microsecond / 1e6))
 
 
 @pytest.fixture

@@ -1,10 +1,13 @@
-"""Replay: the bundled real candles, shifted to look live, looping without jumps."""
+"""Replay: the bundled real candles laid on the wall clock, one real minute per slot,
+the same tape in every process, looping ping-pong without jumps or drift."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import itertools
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from importlib.resources import files
 
 import pytest
@@ -16,134 +19,211 @@ from crunch_engine.feeds.base import (
     ManualClock,
     QueueSink,
 )
-from crunch_engine.feeds.providers.replay import ReplayFeed
+from crunch_engine.feeds.contracts import MarketRecord
+from crunch_engine.feeds.providers.replay import DEFAULT_ANCHOR, MAX_RECORDS, ReplayFeed
+from crunch_engine.feeds.settings import load_feed_settings
 from tests.feeds.conftest import FIXED_NOW
 
 MINUTE = timedelta(minutes=1)
+SECOND = timedelta(seconds=1)
+N = 500
 
 
-def csv_rows(name: str) -> list[dict[str, str]]:
+def csv_rows(name: str) -> list[dict[str, float]]:
     text = (files("crunch_engine.feeds") / "data" / name).read_text(encoding="utf-8")
-    return list(csv.DictReader(text.splitlines()))
+    fields = ("open", "high", "low", "close", "volume")
+    return [{k: float(line[k]) for k in fields} for line in csv.DictReader(text.splitlines())]
 
 
-def request(asset: str, hours: float, end_offset: timedelta = timedelta(), **kw: object):
-    end = FIXED_NOW + end_offset
-    start = FIXED_NOW.replace(second=0) - timedelta(hours=hours)
-    return FeedFetchRequest(asset, "candle", "1m", start, end, **kw)  # type: ignore[arg-type]
+BTC_ROWS = csv_rows("BTCUSDT_1m.csv")
+
+
+def window(
+    asset: str, granularity: str, start: datetime, end: datetime, **kw: object
+) -> FeedFetchRequest:
+    return FeedFetchRequest(asset, "candle", granularity, start, end, **kw)  # type: ignore[arg-type]
+
+
+def reversed_row(row: dict[str, float]) -> dict[str, float]:
+    return {**row, "open": row["close"], "close": row["open"]}
 
 
 def test_bundled_data_and_licence_ship_with_the_package() -> None:
     data = files("crunch_engine.feeds") / "data"
-    assert len(csv_rows("BTCUSDT_1m.csv")) == 500
-    assert len(csv_rows("ADAUSDT_1m.csv")) == 500
+    assert len(BTC_ROWS) == N
+    assert len(csv_rows("ADAUSDT_1m.csv")) == N
     assert "MIT" in (data / "LICENSE-tradetropy.txt").read_text(encoding="utf-8")
 
 
-async def test_newest_candle_closes_just_before_now_and_is_the_last_real_row(
+async def test_feeds_created_at_different_times_agree() -> None:
+    early_clock = ManualClock(FIXED_NOW - timedelta(hours=3))
+    early = ReplayFeed(clock=early_clock)
+    early_clock.set(FIXED_NOW)
+    late = ReplayFeed(clock=ManualClock(FIXED_NOW))
+    for granularity in ("1s", "5s", "1m"):
+        request = window("BTC", granularity, FIXED_NOW - timedelta(minutes=30), FIXED_NOW)
+        one, two = await early.fetch(request), await late.fetch(request)
+        assert one and list(one) == list(two)
+        assert {r.granularity for r in one} == {granularity}
+    assert early.anchor == late.anchor == DEFAULT_ANCHOR
+
+
+async def test_anchor_override_shifts_the_mapping(manual_clock: ManualClock) -> None:
+    settings = load_feed_settings({"CRUNCH_FEED_REPLAY_ANCHOR": "2025-03-01T00:07:00Z"})
+    shifted = ReplayFeed.from_settings(settings, clock=manual_clock)
+    default = ReplayFeed(clock=manual_clock)
+    assert shifted.anchor == DEFAULT_ANCHOR.replace(month=3, minute=7)
+    assert shifted.slot(shifted.anchor, "1m") == 0
+    assert shifted.candle("BTC", shifted.anchor).values == BTC_ROWS[0]
+    offset = default.slot(shifted.anchor, "1m")
+    at = FIXED_NOW.replace(second=0)
+    assert default.slot(at, "1m") - shifted.slot(at, "1m") == offset
+    assert shifted.candle("BTC", at).values == default.candle("BTC", at - offset * MINUTE).values
+
+
+@pytest.mark.parametrize(("granularity", "step"), [("1m", MINUTE), ("5s", 5 * SECOND)])
+def test_slot_k_plays_row_k(granularity: str, step: timedelta, manual_clock: ManualClock) -> None:
+    feed = ReplayFeed(clock=manual_clock)
+    for k in (0, 1, 2, 250, N - 1):
+        record = feed.candle("BTC", DEFAULT_ANCHOR + k * step, granularity)
+        assert feed.slot(record.ts_event, granularity) == k
+        assert record.ts_event == DEFAULT_ANCHOR + k * step
+        assert record.granularity == granularity and record.kind == "candle"
+        assert record.values == BTC_ROWS[k]
+    # a whole period later the same row plays again
+    again = feed.candle("BTC", DEFAULT_ANCHOR + (2 * N + 3) * step, granularity)
+    assert again.values == BTC_ROWS[3]
+
+
+def test_ping_pong_turns_join_and_backward_candles_are_reversed(
     manual_clock: ManualClock,
 ) -> None:
-    feed = ReplayFeed(speed=60.0, clock=manual_clock)
-    records = await feed.fetch(request("BTC", hours=2))
-    newest = records[-1]
-    assert newest.ts_event == FIXED_NOW.replace(second=0) - MINUTE
-    assert newest.ts_event + MINUTE <= manual_clock.now() < newest.ts_event + 2 * MINUTE
-    last_row = csv_rows("BTCUSDT_1m.csv")[-1]
-    assert newest.values == {
-        "open": float(last_row["open"]),
-        "high": float(last_row["high"]),
-        "low": float(last_row["low"]),
-        "close": float(last_row["close"]),
-        "volume": float(last_row["volume"]),
-    }
-    assert len(records) == 120  # 10:00 .. 11:59; the 12:00 candle is still open
-    gaps = {b.ts_event - a.ts_event for a, b in itertools.pairwise(records)}
-    assert gaps == {MINUTE}
-
-
-async def test_long_backfill_loops_backwards_without_jumps(manual_clock: ManualClock) -> None:
     feed = ReplayFeed(clock=manual_clock)
-    records = await feed.fetch(request("ADA", hours=24))
-    assert len(records) == 1440  # far more than the 500 bundled rows
+
+    def at(k: int) -> dict[str, float]:
+        return feed.candle("BTC", DEFAULT_ANCHOR + k * MINUTE).values
+
+    assert at(N)["open"] == at(N - 1)["close"]  # the forward -> backward turn
+    assert at(2 * N)["open"] == at(2 * N - 1)["close"]  # the backward -> forward turn
+    for j in (0, 1, 123, N - 1):
+        assert at(2 * N - 1 - j) == reversed_row(BTC_ROWS[j])
+    assert at(-1) == reversed_row(BTC_ROWS[0])  # before the anchor: the same tape
+    # every neighbour joins exactly across both turns and before the anchor
+    for k in range(-3, 2 * N + 3):
+        assert at(k + 1)["open"] == at(k)["close"]
+
+
+async def test_prices_stay_in_range_after_many_periods() -> None:
+    k = 10_000_001
+    start = DEFAULT_ANCHOR + k * SECOND
+    feed = ReplayFeed(clock=ManualClock(start + 10 * MINUTE))
+    assert feed.slot(start, "1s") == k
+    records = await feed.fetch(window("BTC", "1s", start, start + 10 * MINUTE))
+    assert len(records) == 600
+    low = min(row["low"] for row in BTC_ROWS)
+    high = max(row["high"] for row in BTC_ROWS)
+    # 10_000_001 % 1000 == 1: the second row, forward, unscaled
+    assert records[0].values == BTC_ROWS[1]
     for before, after in itertools.pairwise(records):
-        assert after.ts_event - before.ts_event == MINUTE
-        assert after.values["open"] == pytest.approx(before.values["close"], rel=1e-12)
-        v = after.values
-        assert v["low"] <= min(v["open"], v["close"]) <= max(v["open"], v["close"]) <= v["high"]
+        assert after.values["open"] == before.values["close"]
+    for record in records:
+        v = record.values
+        assert low <= v["low"] <= min(v["open"], v["close"])
+        assert max(v["open"], v["close"]) <= v["high"] <= high
 
 
-async def test_the_seam_is_continuous_and_the_next_cycle_is_rescaled(
-    manual_clock: ManualClock,
-) -> None:
-    feed = ReplayFeed(speed=1.0, clock=manual_clock)
-    anchor = feed.anchor
-    last_real = feed.candle("BTC", anchor - MINUTE)
-    first_next = feed.candle("BTC", anchor)
-    first_real = feed.candle("BTC", anchor - 500 * MINUTE)
-    assert first_next.values["open"] == pytest.approx(last_real.values["close"], rel=1e-12)
-    ratio = last_real.values["close"] / first_real.values["open"]
-    assert first_next.values["close"] == pytest.approx(first_real.values["close"] * ratio)
-    assert first_next.values["volume"] == first_real.values["volume"]
+@pytest.mark.parametrize(("offset", "expected"), [(0.0, 720), (2.5, 719)])
+async def test_fetch_returns_only_closed_contiguous_slots(offset: float, expected: int) -> None:
+    now = FIXED_NOW + timedelta(seconds=offset)
+    feed = ReplayFeed(clock=ManualClock(now))
+    step = 5 * SECOND
+    start = now - timedelta(hours=1)
+    records = await feed.fetch(window("ADA", "5s", start, now))
+    assert len(records) == expected
+    assert records[0].ts_event >= start > records[0].ts_event - step
+    assert all(r.ts_event.timestamp() % 5 == 0 for r in records)
+    for before, after in itertools.pairwise(records):
+        assert after.ts_event - before.ts_event == step
+    assert all(r.ts_event + step <= now for r in records)
+    assert records[-1].ts_event + 2 * step > now  # the next slot is still open
+    future = await feed.fetch(window("ADA", "5s", now - MINUTE, now + timedelta(hours=1)))
+    assert future[-1] == records[-1]
 
 
-async def test_replay_is_deterministic_for_an_anchor(manual_clock: ManualClock) -> None:
-    one = ReplayFeed(anchor=FIXED_NOW, clock=manual_clock)
-    two = ReplayFeed(anchor=FIXED_NOW, clock=ManualClock(FIXED_NOW))
-    window = request("BTC", hours=10)
-    assert await one.fetch(window) == await two.fetch(window)
-
-
-async def test_coarser_candles_aggregate_the_minutes(manual_clock: ManualClock) -> None:
+async def test_fetch_respects_limit_and_caps_huge_windows(manual_clock: ManualClock) -> None:
     feed = ReplayFeed(clock=manual_clock)
-    start = FIXED_NOW - timedelta(hours=1)
-    fives = await feed.fetch(FeedFetchRequest("BTC", "candle", "5m", start, FIXED_NOW))
-    ones = await feed.fetch(FeedFetchRequest("BTC", "candle", "1m", start, FIXED_NOW))
-    first = fives[0]
-    minutes = [r for r in ones if first.ts_event <= r.ts_event < first.ts_event + 5 * MINUTE]
-    assert len(minutes) == 5
-    assert first.values["open"] == minutes[0].values["open"]
-    assert first.values["close"] == minutes[-1].values["close"]
-    assert first.values["high"] == max(m.values["high"] for m in minutes)
+    start = FIXED_NOW - timedelta(days=5)
+    limited = await feed.fetch(window("BTC", "1s", start, FIXED_NOW, limit=10))
+    assert [r.ts_event for r in limited] == [start + i * SECOND for i in range(10)]
+    big = await feed.fetch(window("BTC", "1s", FIXED_NOW - timedelta(hours=6), FIXED_NOW))
+    assert len(big) == 6 * 3600
+    with pytest.raises(FeedError, match=f"over the limit of {MAX_RECORDS}"):
+        await feed.fetch(window("BTC", "1s", start, FIXED_NOW))
 
 
-async def test_fetch_respects_limit_and_unknown_assets_fail_clearly(
-    manual_clock: ManualClock,
-) -> None:
+async def test_unknown_assets_fail_clearly(manual_clock: ManualClock) -> None:
     feed = ReplayFeed(clock=manual_clock)
-    limited = await feed.fetch(request("BTC", hours=5, limit=10))
-    assert len(limited) == 10
-    assert limited[0].ts_event == FIXED_NOW.replace(second=0) - timedelta(hours=5)
+    with pytest.raises(FeedError, match="'DOGE'; bundled assets: BTC, ADA"):
+        await feed.fetch(window("DOGE", "1m", FIXED_NOW - MINUTE * 5, FIXED_NOW))
     with pytest.raises(FeedError, match="bundled assets: BTC, ADA"):
-        await feed.fetch(request("DOGE", hours=1))
+        await feed.listen(FeedSubscription(("BTC", "DOGE"), "candle", "5s"), QueueSink())
 
 
-async def test_listen_emits_closed_candles_as_accelerated_time_passes(
-    manual_clock: ManualClock,
-) -> None:
-    feed = ReplayFeed(speed=60.0, clock=manual_clock)
-    sink = QueueSink()
-    handle = await feed.listen(FeedSubscription(("BTC", "ADA"), "candle", "1m"), sink)
-    records = [await sink.get() for _ in range(10)]
+@dataclass
+class StampingSink(QueueSink):
+    """Remembers the clock time at which each record arrived."""
+
+    clock: ManualClock | None = None
+    arrivals: list[tuple[MarketRecord, datetime]] = field(default_factory=list)
+
+    async def on_record(self, record: MarketRecord) -> None:
+        assert self.clock is not None
+        self.arrivals.append((record, self.clock.now()))
+        await super().on_record(record)
+
+
+async def test_listen_emits_each_closed_slot_once(manual_clock: ManualClock) -> None:
+    feed = ReplayFeed(clock=manual_clock)
+    step = 5 * SECOND
+    sink = StampingSink(clock=manual_clock)
+    handle = await feed.listen(FeedSubscription(("BTC", "ADA"), "candle", "5s"), sink)
+    for _ in range(6):
+        await sink.get()
+    manual_clock.advance(60)  # a stall: the loop catches up with every missed slot
+    for _ in range(40):
+        await sink.get()
     await handle.stop()
     assert not handle.running
-    btc = [r for r in records if r.asset == "BTC"]
-    assert [r.ts_event for r in btc] == [feed.anchor + i * MINUTE for i in range(5)]
-    # at 60x one market minute is one wall second: each candle waited for its close
-    for record in records:
-        assert feed.to_wall(record.ts_event + MINUTE) <= manual_clock.now()
-    assert feed.to_wall(btc[-1].ts_event + MINUTE) - FIXED_NOW < timedelta(seconds=6)
-    backfill = await feed.fetch(
-        FeedFetchRequest("BTC", "candle", "1m", feed.anchor, feed.anchor + 4 * MINUTE)
-    )
-    assert list(backfill) == btc  # live and backfill agree on every value
+    emitted = len(sink.arrivals)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(sink.arrivals) == emitted  # nothing arrives after stop
+
+    for record, arrived in sink.arrivals:
+        assert record.ts_event + step <= arrived  # never a partial candle
+        assert record.granularity == "5s"
+    for asset in ("BTC", "ADA"):
+        live = [r for r, _ in sink.arrivals if r.asset == asset]
+        # the first live slot opens at 12:00:30: 12:00:25 had closed before listen
+        assert live[0].ts_event == FIXED_NOW
+        for before, after in itertools.pairwise(live):
+            assert after.ts_event - before.ts_event == step  # no gap, no duplicate
+            assert after.values["open"] == before.values["close"]
+        backfill = await feed.fetch(window(asset, "5s", live[0].ts_event, live[-1].ts_event))
+        assert list(backfill) == live  # live and backfill agree on every value
 
 
-async def test_listen_ticks_follow_the_candle_closes(manual_clock: ManualClock) -> None:
-    feed = ReplayFeed(speed=120.0, clock=manual_clock)
-    sink = QueueSink()
-    handle = await feed.listen(FeedSubscription(("BTC",), "tick", "1m"), sink)
-    ticks = [await sink.get() for _ in range(3)]
+async def test_listen_ticks_carry_the_close_of_the_slot_that_ended(
+    manual_clock: ManualClock,
+) -> None:
+    feed = ReplayFeed(clock=manual_clock)
+    sink = StampingSink(clock=manual_clock)
+    handle = await feed.listen(FeedSubscription(("BTC",), "tick", "1s"), sink)
+    ticks = [await sink.get() for _ in range(5)]
     await handle.stop()
-    for tick in ticks:
-        candle = feed.candle("BTC", tick.ts_event - MINUTE)
-        assert tick.values == {"price": candle.values["close"]}
+    assert [t.ts_event for t in ticks] == [FIXED_NOW + (i + 1) * SECOND for i in range(5)]
+    for tick, arrived in sink.arrivals:
+        assert tick.ts_event <= arrived
+        ended = feed.candle("BTC", tick.ts_event - SECOND, "1s")
+        assert tick.values == {"price": ended.values["close"]}
+        assert tick.values["price"] == feed.candle("BTC", tick.ts_event, "1s").values["open"]

@@ -45,13 +45,13 @@ def test_errors_name_the_variable() -> None:
         load_feed_settings(
             {
                 "CRUNCH_FEED_GRANULARITY": "1x",
-                "CRUNCH_FEED_REPLAY_SPEED": "-2",
+                "CRUNCH_FEED_REPLAY_ANCHOR": "not a time",
                 "CRUNCH_FEED_KIND": "bar",
                 "CRUNCH_FEED_ASSETS": " , ",
             }
         )
     message = str(caught.value)
-    for name in ("GRANULARITY", "REPLAY_SPEED", "KIND", "ASSETS"):
+    for name in ("GRANULARITY", "REPLAY_ANCHOR", "KIND", "ASSETS"):
         assert f"CRUNCH_FEED_{name}:" in message
     assert "CRUNCH_FEED_PYTH_API_KEY" in feed_env_names()
 

@@ -1,22 +1,13 @@
-"""Dialect-aware bulk inserts and upserts, chunked under the bind-parameter limits."""
+"""Dialect-aware bulk upserts: one statement, compiled once, executed for every row."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-
-# asyncpg allows 32,767 bind parameters per statement; SQLite >= 3.32 allows 32,766.
-MAX_BIND_PARAMETERS = 30_000
-
-
-def chunks(rows: Sequence[Mapping[str, Any]], width: int) -> Iterator[Sequence[Mapping[str, Any]]]:
-    size = max(1, MAX_BIND_PARAMETERS // max(1, width))
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
 
 
 def insert_for(session: AsyncSession, table: Table) -> Any:
@@ -39,18 +30,17 @@ async def upsert_rows(
 ) -> None:
     """Insert ``rows``; on a conflict update ``update_columns`` (or do nothing when None).
 
-    Runs inside the caller's transaction: the caller commits once for the whole batch.
+    One statement compiled once and executed for all rows (the driver batches them),
+    inside the caller's transaction: the caller commits once for the whole batch.
     """
     if not rows:
         return
-    width = len(rows[0])
-    for chunk in chunks(rows, width):
-        statement = insert_for(session, table).values(list(chunk))
-        if update_columns:
-            statement = statement.on_conflict_do_update(
-                index_elements=list(conflict_columns),
-                set_={name: statement.excluded[name] for name in update_columns},
-            )
-        else:
-            statement = statement.on_conflict_do_nothing(index_elements=list(conflict_columns))
-        await session.execute(statement)
+    statement = insert_for(session, table)
+    if update_columns:
+        statement = statement.on_conflict_do_update(
+            index_elements=list(conflict_columns),
+            set_={name: statement.excluded[name] for name in update_columns},
+        )
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=list(conflict_columns))
+    await session.execute(statement, list(rows))

@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crunch_engine.db.repositories.batching import insert_for, upsert_rows
+from crunch_engine.db.repositories.pg_copy import copy_upsert_market_records
 from crunch_engine.db.tables import MarketIngestionStateRow, MarketRecordRow
 from crunch_engine.feeds.contracts import MarketRecord, SeriesKey, StoredMarketRecord
 from crunch_engine.timeutil import ensure_utc, utc_now
@@ -63,39 +64,45 @@ class MarketRepository:
             return 0
         now = utc_now()
         # The last version of a point within one batch wins (an open candle, then closed).
-        by_key: dict[tuple[str, str, str, str, datetime], MarketRecord] = {}
-        for record in records:
-            by_key[(*_series_tuple(record.series), record.ts_event)] = record
-        rows = [
-            {
-                "provider": r.provider,
-                "asset": r.asset,
-                "kind": r.kind,
-                "granularity": r.granularity,
-                "ts_event": r.ts_event,
-                "ts_ingested": now,
-                "values_jsonb": r.values,
-                "meta_jsonb": r.meta,
-            }
-            for r in by_key.values()
-        ]
+        unique: dict[tuple[str, str, str, str, datetime], MarketRecord] = {}
+        newest: dict[tuple[str, str, str, str], datetime] = {}
+        for r in records:
+            series = (r.provider, r.asset, r.kind, r.granularity)
+            unique[(*series, r.ts_event)] = r
+            if series not in newest or r.ts_event > newest[series]:
+                newest[series] = r.ts_event
+        batch = list(unique.values())
         async with self._sessions.begin() as session:
-            await upsert_rows(
-                session,
-                _RECORDS,
-                rows,
-                conflict_columns=(*_SERIES_COLUMNS, "ts_event"),
-                update_columns=("values_jsonb", "meta_jsonb", "ts_ingested"),
-            )
-            if advance_watermark:
-                newest: dict[SeriesKey, datetime] = {}
-                for record in by_key.values():
-                    current = newest.get(record.series)
-                    if current is None or record.ts_event > current:
-                        newest[record.series] = record.ts_event
-                for series, ts in newest.items():
-                    await self._advance(session, series, ts, now)
-        return len(rows)
+            if session.get_bind().dialect.name == "postgresql":
+                await copy_upsert_market_records(session, batch, now)
+            else:
+                await upsert_rows(
+                    session,
+                    _RECORDS,
+                    [_row(r, now) for r in batch],
+                    conflict_columns=(*_SERIES_COLUMNS, "ts_event"),
+                    update_columns=("values_jsonb", "meta_jsonb", "ts_ingested"),
+                )
+            for key, ts in newest.items():
+                if advance_watermark:
+                    await self._advance(session, SeriesKey(*key), ts, now)
+                else:
+                    await self._register(session, SeriesKey(*key), now)
+        return len(batch)
+
+    async def _register(self, session: AsyncSession, series: SeriesKey, now: datetime) -> None:
+        """Make a series known (for status and retention) without moving its watermark."""
+        statement = insert_for(session, _STATE).values(
+            id=series.id,
+            provider=series.provider,
+            asset=series.asset,
+            kind=series.kind,
+            granularity=series.granularity,
+            last_event_ts=None,
+            updated_at=now,
+            meta_jsonb={},
+        )
+        await session.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
 
     async def _advance(
         self, session: AsyncSession, series: SeriesKey, ts: datetime, now: datetime
@@ -203,12 +210,22 @@ class MarketRepository:
             return int(await session.scalar(statement) or 0)
 
     async def delete_before(self, cutoff: datetime) -> int:
-        """TTL retention by market time (``ts_event``), never by ingestion time."""
+        """TTL retention by market time (``ts_event``), never by ingestion time.
+
+        One ranged delete per known series, each served by the primary key."""
+        cutoff = ensure_utc(cutoff)
+        deleted = 0
         async with self._sessions.begin() as session:
-            result = await session.execute(
-                delete(MarketRecordRow).where(MarketRecordRow.ts_event < ensure_utc(cutoff))
-            )
-            return int(result.rowcount or 0)
+            states = (await session.scalars(select(MarketIngestionStateRow))).all()
+            for state in states:
+                series = SeriesKey(state.provider, state.asset, state.kind, state.granularity)
+                result = await session.execute(
+                    delete(MarketRecordRow).where(
+                        *_series_filter(series), MarketRecordRow.ts_event < cutoff
+                    )
+                )
+                deleted += int(result.rowcount or 0)
+        return deleted
 
     async def status(self) -> list[SeriesStatus]:
         """One row per series found in the tape or the watermarks."""
@@ -241,8 +258,17 @@ class MarketRepository:
         return result
 
 
-def _series_tuple(series: SeriesKey) -> tuple[str, str, str, str]:
-    return (series.provider, series.asset, series.kind, series.granularity)
+def _row(record: MarketRecord, now: datetime) -> dict[str, object]:
+    return {
+        "provider": record.provider,
+        "asset": record.asset,
+        "kind": record.kind,
+        "granularity": record.granularity,
+        "ts_event": record.ts_event,
+        "ts_ingested": now,
+        "values_jsonb": record.values,
+        "meta_jsonb": record.meta,
+    }
 
 
 def _series_filter(series: SeriesKey) -> list[object]:
