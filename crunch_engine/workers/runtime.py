@@ -16,7 +16,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr, force=True)
-    for noisy in ("httpx", "httpcore", "aiosqlite", "asyncio", "websockets"):
+    for noisy in ("httpx", "httpcore", "aiosqlite", "asyncio", "websockets", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
