@@ -20,6 +20,7 @@ from crunch_engine.errors import ConfigError
 from crunch_engine.feeds.settings import FeedSettings, load_feed_settings
 
 ENV_PREFIX = "CRUNCH_"
+DEMO_MODELS_DIR = Path(__file__).resolve().parent / "demo" / "models"
 ENV_FILES = (".env", ".local.env")
 
 _DRIVER_ALIASES = {
@@ -94,6 +95,37 @@ class Settings(BaseSettings):
     tape_staleness_fraction: float = Field(0.2, gt=0, le=1)
     """Ground truth is refused when the last price is older than this fraction of the
     horizon (and never tighter than one candle)."""
+
+    models_dir: Path = DEMO_MODELS_DIR
+    """Submissions (one folder each) and their ``models.yml``; default: the demo models."""
+
+    model_base_class: str = "crunch_engine.demo.tracker.TrackerBase"
+    """Dotted path of the class submissions subclass (Setup's className on the wire)."""
+
+    orchestrator_host: str = "127.0.0.1"
+    orchestrator_port: int = Field(9091, ge=0, le=65535)
+    """Where the local orchestrator announces models (ws://host:port/{crunch_id})."""
+
+    model_call_timeout_seconds: float = Field(2.0, gt=0)
+    """Deadline of one call (tick or predict) on one model."""
+
+    model_hard_limit_seconds: float = Field(30.0, gt=0)
+    """A model stuck inside one call longer than this is killed and restarted."""
+
+    model_max_concurrency: int = Field(256, gt=0)
+    """How many model calls the client has in flight at once."""
+
+    model_failure_threshold: int = Field(5, gt=0)
+    """Consecutive failures (or timeouts) after which a model is put on cooldown."""
+
+    model_cooldown_seconds: float = Field(30.0, ge=0)
+
+    model_memory_limit_mb: int = Field(1024, ge=0)
+    """Address-space limit of one model process (0: none)."""
+
+    model_max_open_files: int = Field(256, ge=0)
+    model_max_processes: int = Field(64, ge=0)
+    """Per-model limits (0: none). The process limit is per user and not enforced for root."""
 
     feed: FeedSettings = Field(default_factory=load_feed_settings)
     """The market-data feed: every ``CRUNCH_FEED_*`` variable (see feeds/settings.py)."""

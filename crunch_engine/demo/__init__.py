@@ -1,0 +1,1 @@
+"""The demo challenge: a tracker base class and example models for the offline demo."""
