@@ -13,3 +13,19 @@ def market_data() -> None:
     from crunch_engine.workers.market_data import main
 
     raise typer.Exit(main())
+
+
+@app.command("predict")
+def predict() -> None:
+    """Schedule-driven predict cycles against the model fleet (the orchestrator's models)."""
+    from crunch_engine.workers.predict import main
+
+    raise typer.Exit(main())
+
+
+@app.command("orchestrator")
+def orchestrator() -> None:
+    """Run the local model orchestrator: one process per model of CRUNCH_MODELS_DIR."""
+    from crunch_engine.workers.orchestrator import main
+
+    raise typer.Exit(main())

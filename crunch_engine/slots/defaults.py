@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from crunch_engine.scoring import rules
 from crunch_engine.slots.spec import ModelCall, TapeReader, WindowStats
 from crunch_engine.timeutil import parse_iso, to_iso
 
@@ -128,8 +129,7 @@ async def resolve_price_move(
 def score_brier(*, output: Mapping[str, Any], ground_truth: Mapping[str, Any]) -> float:
     """SCORING_FUNCTION: Brier score ``(p_up - outcome)^2`` in [0, 1]; lower is better.
     A strictly proper rule: reporting one's true belief minimises the expected score."""
-    outcome = 1.0 if ground_truth["up"] else 0.0
-    return (float(output["p_up"]) - outcome) ** 2
+    return rules.brier(float(output["p_up"]), bool(ground_truth["up"]))
 
 
 def aggregate_window_means(*, windows: Mapping[str, WindowStats]) -> dict[str, dict[str, Any]]:

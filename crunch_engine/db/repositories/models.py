@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crunch_engine.db.repositories.batching import upsert_rows
@@ -82,14 +82,21 @@ class ModelRepository:
             await upsert_rows(session, _MODELS, rows, conflict_columns=("id",), update_columns=None)
 
     async def update_health(self, health: dict[str, dict[str, Any]]) -> None:
-        """Replace the health record of each model in ``health`` (one transaction)."""
+        """Replace the health record of each model in ``health`` (one bulk UPDATE)."""
+        if not health:
+            return
         now = utc_now()
+        rows = [
+            {"id": model_id, "health_jsonb": record, "updated_at": now}
+            for model_id, record in health.items()
+        ]
         async with self._sessions.begin() as session:
-            for model_id, record in health.items():
-                row = await session.get(ModelRow, model_id)
-                if row is not None:
-                    row.health_jsonb = record
-                    row.updated_at = now
+            known = set(
+                (await session.scalars(select(ModelRow.id).where(ModelRow.id.in_(health)))).all()
+            )
+            rows = [row for row in rows if row["id"] in known]
+            if rows:
+                await session.execute(update(ModelRow), rows)
 
     async def list(self) -> list[ModelRow]:
         async with self._sessions() as session:

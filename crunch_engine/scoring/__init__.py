@@ -1,0 +1,1 @@
+"""Scoring: proper scoring rules, rolling windows and ranking."""

@@ -1,0 +1,229 @@
+"""One predict cycle: tape -> input -> tick -> scopes -> predict -> validate -> one write.
+
+Every model the fleet knows gets a row for every scope of every cycle: SUCCESS with its
+validated output, or FAILED / TIMEOUT / ABSENT / INVALID with the reason, so the score
+worker can penalise non-answers (skipping a hard round must never pay).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from crunch_engine.competition import Competition
+from crunch_engine.db.database import Database
+from crunch_engine.db.repositories.predictions import PredictionInput, PredictionRecord
+from crunch_engine.models.contracts import CallResult, CallStatus, ModelEndpoint
+from crunch_engine.services.model_health import HealthBook
+from crunch_engine.slots.spec import ModelCall, SlotName, TapeReader
+from crunch_engine.timeutil import to_epoch_ms
+
+logger = logging.getLogger(__name__)
+
+RAW_OUTPUT_LIMIT = 4096
+"""Invalid outputs are stored for diagnosis, truncated to this many characters."""
+
+
+class ModelFleet(Protocol):
+    """What the predict service needs from the model client."""
+
+    def known_models(self) -> list[ModelEndpoint]: ...
+
+    async def call(
+        self,
+        method: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        model_ids: Sequence[str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - a per-call gRPC deadline
+    ) -> dict[str, CallResult]: ...
+
+
+@dataclass
+class CycleReport:
+    scope_key: str
+    performed_at: datetime
+    models: int
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds_input: float = 0.0
+    seconds_models: float = 0.0
+    seconds_write: float = 0.0
+
+    @property
+    def seconds_total(self) -> float:
+        """From the input being built to every prediction committed."""
+        return self.seconds_models + self.seconds_write
+
+
+def _truncate(value: Any) -> Any:
+    """Keep an invalid output for diagnosis without storing megabytes of it."""
+    try:
+        text = json.dumps(value, default=repr)
+    except (TypeError, ValueError):
+        text = repr(value)
+    if len(text) <= RAW_OUTPUT_LIMIT:
+        return value if isinstance(value, dict | list | str | int | float | bool) else text
+    return {"truncated": True, "length": len(text), "head": text[:RAW_OUTPUT_LIMIT]}
+
+
+class PredictService:
+    def __init__(
+        self,
+        database: Database,
+        competition: Competition,
+        fleet: ModelFleet,
+        tape: TapeReader,
+        *,
+        call_timeout: float,
+    ) -> None:
+        self.database = database
+        self.competition = competition
+        self.fleet = fleet
+        self.tape = tape
+        self.call_timeout = call_timeout
+        self.health = HealthBook()
+        self._known: dict[str, tuple[Any, ...]] = {}
+
+    def _slot(self, name: SlotName) -> Any:
+        return self.competition.slot(name)
+
+    async def _model_call(self, phase: str, payload: Any) -> ModelCall:
+        call = await self._slot(SlotName.PREDICT_CALL_BUILDER)(phase=phase, payload=payload)
+        if not isinstance(call, ModelCall):
+            raise TypeError(f"PREDICT_CALL_BUILDER must return a ModelCall, got {call!r}")
+        return call
+
+    async def run_cycle(self, config: Mapping[str, Any], now: datetime) -> CycleReport:
+        """Run one cycle of ``config`` (a scheduled prediction config as a mapping)."""
+        started = time.perf_counter()
+        raw = await self._slot(SlotName.RAW_INPUT_PROVIDER)(tape=self.tape, config=config, now=now)
+        inference_input = await self._slot(SlotName.INFERENCE_INPUT_BUILDER)(
+            raw_input=raw, config=config
+        )
+        scopes = await self._slot(SlotName.PREDICTION_SCOPE_BUILDER)(
+            config=config, inference_input=inference_input, now=now
+        )
+        endpoints = {e.model_id: e for e in self.fleet.known_models()}
+        model_ids = sorted(endpoints)
+        report = CycleReport(str(config["scope_key"]), now, len(model_ids))
+        input_built = time.perf_counter()
+        report.seconds_input = input_built - started
+
+        tick = await self._model_call("tick", inference_input)
+        tick_results = await self.fleet.call(
+            tick.method, tick.args, tick.kwargs, model_ids=model_ids, timeout=self.call_timeout
+        )
+        self.health.record(tick_results, endpoints)
+
+        cycle_id = f"{config['id']}:{to_epoch_ms(now)}"
+        records: list[PredictionRecord] = []
+        for index, scope in enumerate(scopes):
+            call = await self._model_call("predict", scope)
+            results = await self.fleet.call(
+                call.method, call.args, call.kwargs, model_ids=model_ids, timeout=self.call_timeout
+            )
+            self.health.record(results, endpoints)
+            horizon = timedelta(seconds=float(scope.get("horizon_seconds", 0)))
+            for model_id in model_ids:
+                record = await self._record(
+                    results.get(model_id), model_id, scope, config, cycle_id, index, now, horizon
+                )
+                records.append(record)
+                report.counts[record.status] = report.counts.get(record.status, 0) + 1
+        models_done = time.perf_counter()
+        report.seconds_models = models_done - input_built
+
+        source = PredictionInput(
+            id=cycle_id,
+            prediction_config_id=str(config["id"]),
+            scope_key=str(config["scope_key"]),
+            performed_at=now,
+            raw_input=raw,
+            inference_input=inference_input,
+        )
+        await self._remember_models(endpoints)
+        await self.database.predictions.record_cycle([source], records)
+        report.seconds_write = time.perf_counter() - models_done
+        await self.database.models.update_health(self.health.snapshot())
+        logger.info(
+            "cycle scope=%s models=%d %s input_ms=%.1f models_ms=%.1f write_ms=%.1f",
+            report.scope_key,
+            report.models,
+            " ".join(f"{k.lower()}={v}" for k, v in sorted(report.counts.items())),
+            report.seconds_input * 1000,
+            report.seconds_models * 1000,
+            report.seconds_write * 1000,
+        )
+        return report
+
+    async def _record(
+        self,
+        result: CallResult | None,
+        model_id: str,
+        scope: Mapping[str, Any],
+        config: Mapping[str, Any],
+        cycle_id: str,
+        index: int,
+        now: datetime,
+        horizon: timedelta,
+    ) -> PredictionRecord:
+        status, output, reason, exec_us = "ABSENT", None, "no answer: not connected", None
+        if result is not None:
+            status, reason, exec_us = result.status.value, result.detail, result.exec_time_us
+            if result.status is CallStatus.SUCCESS:
+                try:
+                    output = await self._slot(SlotName.INFERENCE_OUTPUT_VALIDATOR)(
+                        output=result.result, scope=scope
+                    )
+                    reason = None
+                except Exception as exc:  # the validator's verdict, or its own failure
+                    status, output = "INVALID", _truncate(result.result)
+                    reason = f"{type(exc).__name__}: {exc}"
+        return PredictionRecord(
+            id=f"{cycle_id}:{index}:{model_id}",
+            input_id=cycle_id,
+            model_id=model_id,
+            prediction_config_id=str(config["id"]),
+            scope_key=str(config["scope_key"]),
+            scope=dict(scope),
+            status=status,
+            performed_at=now,
+            resolvable_at=now + horizon,
+            output=output,
+            failure_reason=reason,
+            exec_time_us=exec_us,
+        )
+
+    async def _remember_models(self, endpoints: Mapping[str, ModelEndpoint]) -> None:
+        """Keep the ``models`` table current (only rows that changed are written)."""
+        from crunch_engine.db.repositories.models import ModelInfo
+
+        changed = []
+        for endpoint in endpoints.values():
+            key = (
+                endpoint.identity.model_name,
+                endpoint.identity.cruncher_id,
+                endpoint.identity.cruncher_name,
+                endpoint.deployment_id,
+                endpoint.state.value,
+            )
+            if self._known.get(endpoint.model_id) != key:
+                changed.append(
+                    ModelInfo(
+                        id=endpoint.model_id,
+                        name=endpoint.identity.model_name,
+                        player_id=endpoint.identity.cruncher_id or None,
+                        player_name=endpoint.identity.cruncher_name or None,
+                        deployment_id=endpoint.deployment_id,
+                        state=endpoint.state.value,
+                    )
+                )
+                self._known[endpoint.model_id] = key
+        if changed:
+            await self.database.models.upsert(changed)
