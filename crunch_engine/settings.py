@@ -127,6 +127,22 @@ class Settings(BaseSettings):
     model_max_processes: int = Field(64, ge=0)
     """Per-model limits (0: none). The process limit is per user and not enforced for root."""
 
+    score_interval_seconds: float = Field(5.0, gt=0)
+    """How often the score worker looks for resolvable predictions."""
+
+    score_settle_seconds: float = Field(5.0, ge=0)
+    """Extra wait after ``resolvable_at`` so the last candle has closed and arrived."""
+
+    score_unresolved_after_seconds: float = Field(3600.0, gt=0)
+    """Predictions whose ground truth is still missing this long after ``resolvable_at``
+    are marked UNRESOLVED with the reason (never scored on bad data)."""
+
+    score_batch_size: int = Field(5000, gt=0)
+
+    leaderboard_keep_all_hours: float = Field(24.0, gt=0)
+    leaderboard_keep_hourly_days: float = Field(7.0, gt=0)
+    """Snapshot retention: every snapshot for the first period, then hourly, then none."""
+
     feed: FeedSettings = Field(default_factory=load_feed_settings)
     """The market-data feed: every ``CRUNCH_FEED_*`` variable (see feeds/settings.py)."""
 

@@ -29,3 +29,11 @@ def orchestrator() -> None:
     from crunch_engine.workers.orchestrator import main
 
     raise typer.Exit(main())
+
+
+@app.command("score")
+def score() -> None:
+    """Resolve ground truth, score, aggregate rolling windows and rank leaderboards."""
+    from crunch_engine.workers.score import main
+
+    raise typer.Exit(main())

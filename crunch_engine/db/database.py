@@ -11,6 +11,7 @@ from crunch_engine.db.repositories.leaderboards import LeaderboardRepository
 from crunch_engine.db.repositories.market import MarketRepository
 from crunch_engine.db.repositories.models import ModelRepository
 from crunch_engine.db.repositories.predictions import PredictionRepository
+from crunch_engine.db.repositories.scores import ScoreRepository
 from crunch_engine.errors import ConfigError
 from crunch_engine.settings import redact_url
 
@@ -25,6 +26,7 @@ class Database:
         self.predictions = PredictionRepository(self.sessions)
         self.leaderboards = LeaderboardRepository(self.sessions)
         self.configs = ScheduledConfigRepository(self.sessions)
+        self.scores = ScoreRepository(self.sessions)
 
     @property
     def dialect(self) -> str:

@@ -198,4 +198,24 @@ class ScheduledPredictionConfigRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now, onupdate=utc_now)
 
 
+class ScoreBucketRow(Base):
+    """Sum and count of a model's scores per scope and hour of ``performed_at``.
+
+    Rolling windows are sums of buckets, so aggregation costs grow with new scores,
+    not with history; a scored prediction and its bucket increment commit together.
+    """
+
+    __tablename__ = "model_score_buckets"
+
+    model_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
+    )
+    scope_key: Mapped[str] = mapped_column(KEY, primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    total: Mapped[float] = mapped_column(Float, default=0.0)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index(None, "scope_key", "bucket_start"),)
+
+
 ALL_TABLES = [table.name for table in Base.metadata.sorted_tables]

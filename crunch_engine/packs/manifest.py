@@ -57,6 +57,32 @@ class ScoringSpec(_Strict):
     rank_by: str = "recent"
     direction: Literal["asc", "desc"] = "asc"
     leaderboards: list[LeaderboardSpec] = Field(default_factory=list)
+    rule: str = "brier"
+    """The rule SCORING_FUNCTION implements (crunch_engine/scoring/rules.py), or "custom"."""
+    penalty: float | None = None
+    """Score of an ABSENT / FAILED / TIMEOUT / INVALID prediction; default: the rule's
+    worst score, so skipping a hard round never pays."""
+    bounds: tuple[float, float] | None = None
+    """Scores are clamped into these bounds for ranking; default: the rule's range."""
+
+    @model_validator(mode="after")
+    def _penalty_known(self) -> ScoringSpec:
+        from crunch_engine.scoring.rules import RULES
+
+        if self.rule != "custom" and self.rule not in RULES:
+            raise ValueError(f"rule {self.rule!r} is not one of {[*RULES, 'custom']}")
+        rule = RULES.get(self.rule)
+        if self.bounds is None and rule is not None and rule.upper is not None:
+            self.bounds = (rule.lower, rule.upper)
+        if self.penalty is None:
+            if self.bounds is None:
+                raise ValueError(
+                    f"rule {self.rule!r} is unbounded: set scoring.penalty and scoring.bounds"
+                )
+            self.penalty = self.bounds[1] if self.direction == "asc" else self.bounds[0]
+        if self.bounds is not None and self.bounds[0] > self.bounds[1]:
+            raise ValueError(f"bounds must be (low, high), got {self.bounds}")
+        return self
 
     @field_validator("windows")
     @classmethod

@@ -138,29 +138,8 @@ class PredictionRepository:
 
     async def store_scores(self, updates: Sequence[ScoreUpdate]) -> None:
         """Write a batch of score outcomes in one transaction (bulk UPDATE by id)."""
-        if not updates:
-            return
-        rows = []
-        for u in updates:
-            if u.score_status not in SCORE_STATUSES:
-                raise ValueError(f"score_status {u.score_status!r} is not one of {SCORE_STATUSES}")
-            row: dict[str, Any] = {
-                "id": u.id,
-                "score_status": u.score_status,
-                "scored_at": ensure_utc(u.scored_at),
-                "score_value": u.score_value,
-                "score_success": u.score_success,
-                "score_failed_reason": u.score_failed_reason,
-                "ground_truth_jsonb": u.ground_truth,
-            }
-            if u.resolve_attempts is not None:
-                row["resolve_attempts"] = u.resolve_attempts
-            rows.append(row)
         async with self._sessions.begin() as session:
-            # Rows with and without resolve_attempts go in separate executemany groups.
-            for keys in {tuple(sorted(r)) for r in rows}:
-                group = [r for r in rows if tuple(sorted(r)) == keys]
-                await session.execute(update(PredictionRow), group)
+            await apply_score_updates(session, updates)
 
     async def latest(
         self, *, model_id: str | None = None, scope_key: str | None = None, limit: int = 50
@@ -183,3 +162,28 @@ class PredictionRepository:
             statement = statement.where(PredictionRow.score_status == score_status)
         async with self._sessions() as session:
             return int(await session.scalar(statement) or 0)
+
+
+async def apply_score_updates(session: AsyncSession, updates: Sequence[ScoreUpdate]) -> None:
+    """Bulk UPDATE of score outcomes inside the caller's transaction."""
+    if not updates:
+        return
+    groups: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+    for u in updates:
+        if u.score_status not in SCORE_STATUSES:
+            raise ValueError(f"score_status {u.score_status!r} is not one of {SCORE_STATUSES}")
+        row: dict[str, Any] = {
+            "id": u.id,
+            "score_status": u.score_status,
+            "scored_at": ensure_utc(u.scored_at),
+            "score_value": u.score_value,
+            "score_success": u.score_success,
+            "score_failed_reason": u.score_failed_reason,
+            "ground_truth_jsonb": u.ground_truth,
+        }
+        if u.resolve_attempts is not None:
+            row["resolve_attempts"] = u.resolve_attempts
+        groups[u.resolve_attempts is not None].append(row)
+    for rows in groups.values():  # executemany needs the same keys in every row
+        if rows:
+            await session.execute(update(PredictionRow), rows)
