@@ -25,9 +25,8 @@ from typing import Any
 
 from crunch_engine.competition import Competition
 from crunch_engine.db.database import Database
-from crunch_engine.db.repositories.predictions import ScoreUpdate
+from crunch_engine.db.repositories.predictions import DuePrediction, ScoreUpdate
 from crunch_engine.db.repositories.scores import BucketKey, bucket_start
-from crunch_engine.db.tables import PredictionRow
 from crunch_engine.slots.spec import SlotName, TapeReader
 
 logger = logging.getLogger(__name__)
@@ -111,7 +110,7 @@ class ScoreService:
 
     async def _score_one(
         self,
-        prediction: PredictionRow,
+        prediction: DuePrediction,
         now: datetime,
         truths: dict[tuple[str, datetime, datetime], Any],
         report: ScoreReport,
@@ -154,7 +153,7 @@ class ScoreService:
         return ScoreUpdate(prediction.id, "SCORED", now, value, True, None, truth)
 
     async def _ground_truth(
-        self, prediction: PredictionRow, truths: dict[tuple[str, datetime, datetime], Any]
+        self, prediction: DuePrediction, truths: dict[tuple[str, datetime, datetime], Any]
     ) -> tuple[Any, str]:
         key = (
             json.dumps(prediction.scope_jsonb, sort_keys=True, default=str),

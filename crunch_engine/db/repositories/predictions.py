@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crunch_engine.db.repositories.batching import upsert_rows
@@ -47,6 +48,21 @@ class PredictionRecord:
     def __post_init__(self) -> None:
         if self.status not in PREDICTION_STATUSES:
             raise ValueError(f"status {self.status!r} is not one of {PREDICTION_STATUSES}")
+
+
+class DuePrediction(NamedTuple):
+    """What scoring needs of a prediction."""
+
+    id: str
+    model_id: str
+    scope_key: str
+    scope_jsonb: dict[str, Any]
+    status: str
+    failure_reason: str | None
+    inference_output_jsonb: Any
+    performed_at: datetime
+    resolvable_at: datetime
+    resolve_attempts: int
 
 
 @dataclass(slots=True)
@@ -122,10 +138,11 @@ class PredictionRepository:
                 update_columns=None,
             )
 
-    async def due_for_scoring(self, now: datetime, limit: int) -> list[PredictionRow]:
-        """Pending predictions whose ``resolvable_at <= now``, OLDEST first."""
+    async def due_for_scoring(self, now: datetime, limit: int) -> list[DuePrediction]:
+        """Pending predictions whose ``resolvable_at <= now``, OLDEST first (plain rows:
+        the score worker reads thousands per batch)."""
         statement = (
-            select(PredictionRow)
+            select(*(getattr(PredictionRow, name) for name in DuePrediction._fields))
             .where(
                 PredictionRow.score_status == "PENDING",
                 PredictionRow.resolvable_at <= ensure_utc(now),
@@ -134,7 +151,7 @@ class PredictionRepository:
             .limit(limit)
         )
         async with self._sessions() as session:
-            return list((await session.scalars(statement)).all())
+            return [DuePrediction(*row) for row in (await session.execute(statement)).all()]
 
     async def store_scores(self, updates: Sequence[ScoreUpdate]) -> None:
         """Write a batch of score outcomes in one transaction (bulk UPDATE by id)."""
@@ -168,22 +185,80 @@ async def apply_score_updates(session: AsyncSession, updates: Sequence[ScoreUpda
     """Bulk UPDATE of score outcomes inside the caller's transaction."""
     if not updates:
         return
-    groups: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
     for u in updates:
         if u.score_status not in SCORE_STATUSES:
             raise ValueError(f"score_status {u.score_status!r} is not one of {SCORE_STATUSES}")
-        row: dict[str, Any] = {
-            "id": u.id,
-            "score_status": u.score_status,
-            "scored_at": ensure_utc(u.scored_at),
-            "score_value": u.score_value,
-            "score_success": u.score_success,
-            "score_failed_reason": u.score_failed_reason,
-            "ground_truth_jsonb": u.ground_truth,
-        }
-        if u.resolve_attempts is not None:
-            row["resolve_attempts"] = u.resolve_attempts
-        groups[u.resolve_attempts is not None].append(row)
-    for rows in groups.values():  # executemany needs the same keys in every row
-        if rows:
-            await session.execute(update(PredictionRow), rows)
+    if session.get_bind().dialect.name == "postgresql":
+        await _update_scores_postgres(session, updates)
+        return
+    table = PredictionRow.__table__
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            score_status=bindparam("b_status"),
+            scored_at=bindparam("b_scored_at"),
+            score_value=bindparam("b_value"),
+            score_success=bindparam("b_success"),
+            score_failed_reason=bindparam("b_reason"),
+            ground_truth_jsonb=bindparam("b_truth"),
+            resolve_attempts=func.coalesce(bindparam("b_attempts"), table.c.resolve_attempts),
+        )
+    )
+    await session.execute(
+        statement,
+        [
+            {
+                "b_id": u.id,
+                "b_status": u.score_status,
+                "b_scored_at": ensure_utc(u.scored_at),
+                "b_value": u.score_value,
+                "b_success": u.score_success,
+                "b_reason": u.score_failed_reason,
+                "b_truth": u.ground_truth,
+                "b_attempts": u.resolve_attempts,
+            }
+            for u in updates
+        ],
+    )
+
+
+_PG_UPDATE = text(
+    """
+    UPDATE predictions AS p SET
+        score_status = v.score_status,
+        scored_at = v.scored_at,
+        score_value = v.score_value,
+        score_success = v.score_success,
+        score_failed_reason = v.score_failed_reason,
+        ground_truth_jsonb = v.ground_truth::jsonb,
+        resolve_attempts = COALESCE(v.resolve_attempts, p.resolve_attempts)
+    FROM unnest(
+        CAST(:ids AS text[]), CAST(:statuses AS text[]), CAST(:scored_at AS timestamptz[]),
+        CAST(:values AS float8[]), CAST(:successes AS boolean[]), CAST(:reasons AS text[]),
+        CAST(:truths AS text[]), CAST(:attempts AS integer[])
+    ) AS v(id, score_status, scored_at, score_value, score_success, score_failed_reason,
+           ground_truth, resolve_attempts)
+    WHERE p.id = v.id
+    """
+)
+
+
+async def _update_scores_postgres(session: AsyncSession, updates: Sequence[ScoreUpdate]) -> None:
+    """One UPDATE ... FROM unnest(arrays) for the whole batch (PostgreSQL)."""
+    encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+    await session.execute(
+        _PG_UPDATE,
+        {
+            "ids": [u.id for u in updates],
+            "statuses": [u.score_status for u in updates],
+            "scored_at": [ensure_utc(u.scored_at) for u in updates],
+            "values": [u.score_value for u in updates],
+            "successes": [u.score_success for u in updates],
+            "reasons": [u.score_failed_reason for u in updates],
+            "truths": [
+                encode(u.ground_truth) if u.ground_truth is not None else None for u in updates
+            ],
+            "attempts": [u.resolve_attempts for u in updates],
+        },
+    )
