@@ -16,8 +16,8 @@ class CallStatus(StrEnum):
 
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"  # the model raised, returned something unencodable, or broke the protocol
-    TIMEOUT = "TIMEOUT"  # deadline exceeded, unavailable, busy, or on cooldown
-    ABSENT = "ABSENT"  # known to the coordinator but not reachable (not running, connecting)
+    TIMEOUT = "TIMEOUT"  # deadline exceeded, unavailable, or busy
+    ABSENT = "ABSENT"  # known but not called: not running, still connecting, or on cooldown
 
 
 class WireState(StrEnum):

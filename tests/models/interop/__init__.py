@@ -1,0 +1,1 @@
+"""Interoperability with CrunchDAO's reference client and server (each in its own venv)."""

@@ -1,0 +1,1 @@
+"""Helpers, a stand-in model server and sample submissions for the orchestrator tests."""
