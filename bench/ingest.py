@@ -28,7 +28,7 @@ from _common import print_json_line, print_table
 
 from crunch_engine.db.database import Database
 from crunch_engine.db.migrate import upgrade_database
-from crunch_engine.db.repositories.pg_copy import copy_tuples
+from crunch_engine.db.repositories.pg_copy import COPY_COLUMNS, copy_tuples
 from crunch_engine.feeds.contracts import MarketRecord
 from crunch_engine.testing.postgres import TemporaryPostgres
 
@@ -73,23 +73,15 @@ async def copy_ceiling(
     connection = await asyncpg.connect(server.url(db, driver="postgresql"))
     try:
         await connection.execute("CREATE TABLE scratch (LIKE market_records INCLUDING DEFAULTS)")
-        columns = [
-            "provider",
-            "asset",
-            "kind",
-            "granularity",
-            "ts_event",
-            "ts_ingested",
-            "values_jsonb",
-            "meta_jsonb",
-        ]
         started = time.perf_counter()
         for i in range(0, len(records), batch):
             # The same tuples and JSON encoding as the repository's path: only the
             # database work differs.
             rows = copy_tuples(records[i : i + batch], datetime.now(UTC))
             async with connection.transaction():
-                await connection.copy_records_to_table("scratch", records=rows, columns=columns)
+                await connection.copy_records_to_table(
+                    "scratch", records=rows, columns=list(COPY_COLUMNS)
+                )
         return len(records) / (time.perf_counter() - started)
     finally:
         await connection.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -92,31 +93,13 @@ class MarketRepository:
 
     async def _register(self, session: AsyncSession, series: SeriesKey, now: datetime) -> None:
         """Make a series known (for status and retention) without moving its watermark."""
-        statement = insert_for(session, _STATE).values(
-            id=series.id,
-            provider=series.provider,
-            asset=series.asset,
-            kind=series.kind,
-            granularity=series.granularity,
-            last_event_ts=None,
-            updated_at=now,
-            meta_jsonb={},
-        )
+        statement = _state_insert(session, series, None, now)
         await session.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
 
     async def _advance(
         self, session: AsyncSession, series: SeriesKey, ts: datetime, now: datetime
     ) -> None:
-        statement = insert_for(session, _STATE).values(
-            id=series.id,
-            provider=series.provider,
-            asset=series.asset,
-            kind=series.kind,
-            granularity=series.granularity,
-            last_event_ts=ts,
-            updated_at=now,
-            meta_jsonb={},
-        )
+        statement = _state_insert(session, series, ts, now)
         newer = func.coalesce(_STATE.c.last_event_ts, statement.excluded.last_event_ts)
         statement = statement.on_conflict_do_update(
             index_elements=["id"],
@@ -133,16 +116,7 @@ class MarketRepository:
         """Set a series' watermark exactly (used by repair tools and tests)."""
         now = utc_now()
         async with self._sessions.begin() as session:
-            statement = insert_for(session, _STATE).values(
-                id=series.id,
-                provider=series.provider,
-                asset=series.asset,
-                kind=series.kind,
-                granularity=series.granularity,
-                last_event_ts=ts,
-                updated_at=now,
-                meta_jsonb={},
-            )
+            statement = _state_insert(session, series, ts, now)
             statement = statement.on_conflict_do_update(
                 index_elements=["id"],
                 set_={"last_event_ts": statement.excluded.last_event_ts, "updated_at": now},
@@ -256,6 +230,22 @@ class MarketRepository:
                 )
             )
         return result
+
+
+def _state_insert(
+    session: AsyncSession, series: SeriesKey, ts: datetime | None, now: datetime
+) -> Any:
+    """``INSERT`` of a series' watermark row (the caller chooses the conflict action)."""
+    return insert_for(session, _STATE).values(
+        id=series.id,
+        provider=series.provider,
+        asset=series.asset,
+        kind=series.kind,
+        granularity=series.granularity,
+        last_event_ts=ts,
+        updated_at=now,
+        meta_jsonb={},
+    )
 
 
 def _row(record: MarketRecord, now: datetime) -> dict[str, object]:

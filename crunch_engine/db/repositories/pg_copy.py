@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crunch_engine.db.types import UTCDateTime
 from crunch_engine.feeds.contracts import MarketRecord
 
-_COLUMNS = (
+COPY_COLUMNS = (
     "provider",
     "asset",
     "kind",
@@ -46,8 +46,8 @@ _PROBE = text(
     bindparam("last", type_=UTCDateTime()),
 )
 _MOVE = (
-    f"INSERT INTO market_records ({', '.join(_COLUMNS)}) "
-    f"SELECT {', '.join(_COLUMNS)} FROM {_STAGE} "
+    f"INSERT INTO market_records ({', '.join(COPY_COLUMNS)}) "
+    f"SELECT {', '.join(COPY_COLUMNS)} FROM {_STAGE} "
     "ON CONFLICT (provider, asset, kind, granularity, ts_event) DO UPDATE SET "
     "values_jsonb = EXCLUDED.values_jsonb, meta_jsonb = EXCLUDED.meta_jsonb, "
     "ts_ingested = EXCLUDED.ts_ingested"
@@ -59,7 +59,7 @@ encode_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def copy_tuples(batch: Sequence[MarketRecord], now: datetime) -> list[tuple[Any, ...]]:
-    """Rows in ``_COLUMNS`` order, payloads as JSON text, for ``copy_records_to_table``."""
+    """Rows in ``COPY_COLUMNS`` order, payloads as JSON text, for ``copy_records_to_table``."""
     return [
         (
             r.provider,
@@ -87,14 +87,14 @@ async def copy_upsert_market_records(
             async with session.begin_nested():
                 driver = await _driver(session)
                 await driver.copy_records_to_table(
-                    "market_records", records=records, columns=list(_COLUMNS)
+                    "market_records", records=records, columns=list(COPY_COLUMNS)
                 )
             return
         except asyncpg.UniqueViolationError:
             pass  # another writer stored some of these points meanwhile: upsert them
     await session.execute(text(_CREATE_STAGE))
     driver = await _driver(session)
-    await driver.copy_records_to_table(_STAGE, records=records, columns=list(_COLUMNS))
+    await driver.copy_records_to_table(_STAGE, records=records, columns=list(COPY_COLUMNS))
     await session.execute(text(_MOVE))
 
 
