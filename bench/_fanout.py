@@ -1,8 +1,11 @@
 """Fan-out latency: the wall time of one ``predict`` sent to N local model processes.
 
-Two stacks, same machine, same trivial model (the demo momentum model), loopback:
+Stacks, same machine, same trivial model (the demo momentum model), loopback:
 
-- ours: ``ModelClient`` (grpc.aio) + our h2 model servers;
+- ours-fast: ``ModelClient`` with its pipelining fast path + our model servers;
+- ours-grpc: ``ModelClient`` on grpc.aio only (``fast_path=False``) + our model servers;
+- ours-fast tick+predict: ``call_sequence([tick, predict])``, one write per model (the
+  cycle's model calls; the predict worker adds the DB write);
 - reference: CrunchDAO's ``model-runner-client`` 0.14.0 + ``crunch-model-runner`` 0.4.2
   servers, each from its own cached venv (they cannot share one), the client driven by
   ``tests/models/interop/ref_client_driver.py`` and discovering the models through a
@@ -73,34 +76,67 @@ def summary(stack: str, n: int, walls_ms: Sequence[float]) -> dict[str, Any]:
 
 
 async def measure_ours(sizes: Sequence[int], rounds: int, warmup: int) -> list[dict[str, Any]]:
-    """Our client + our servers: one process per model, all started once."""
+    """Our client (fast path, then grpc.aio only) + our servers, one process per model."""
     started = [start_our_server(CODE_DIR) for _ in range(max(sizes))]
     try:
         for process, port in started:
             await asyncio.to_thread(wait_port, port, process)
-        client = ModelClient(base_classname=BASE_CLASS, timeout=5.0)
-        for index, (_, port) in enumerate(started):
-            client.add_endpoint(endpoint(index, port))
-        await client.wait_ready(len(started), timeout=60)
-        await client.call("tick", [TICK])
         rows = []
-        ids = [endpoint(i, 0).model_id for i in range(len(started))]
-        for n in sizes:
-            walls = []
-            for index in range(warmup + rounds):
-                began = time.perf_counter()
-                results = await client.call("predict", kwargs=SCOPE, model_ids=ids[:n])
-                elapsed = (time.perf_counter() - began) * 1000
-                failed = [r for r in results.values() if r.status != "SUCCESS"]
-                if failed:
-                    raise RuntimeError(f"{len(failed)} calls failed: {failed[0]}")
-                if index >= warmup:
-                    walls.append(elapsed)
-            rows.append(summary("ours", n, walls))
-        await client.close()
+        for fast_path in (True, False):
+            rows += await measure_client(started, sizes, rounds, warmup, fast_path)
         return rows
     finally:
         stop([process for process, _ in started])
+
+
+async def measure_client(
+    started: Sequence[tuple[Any, int]],
+    sizes: Sequence[int],
+    rounds: int,
+    warmup: int,
+    fast_path: bool,
+) -> list[dict[str, Any]]:
+    client = ModelClient(base_classname=BASE_CLASS, timeout=5.0, fast_path=fast_path)
+    for index, (_, port) in enumerate(started):
+        client.add_endpoint(endpoint(index, port))
+    await client.wait_ready(len(started), timeout=60)
+    fast = sum(slot.fast is not None for slot in client._slots.values())
+    if fast_path and fast != len(started):
+        raise RuntimeError(f"only {fast}/{len(started)} models on the fast path")
+    await client.call("tick", [TICK])
+    stack = "ours-fast" if fast_path else "ours-grpc"
+    ids = [endpoint(i, 0).model_id for i in range(len(started))]
+    sequence = [("tick", [TICK], None), ("predict", [], SCOPE)]
+    rows = []
+    for n in sizes:
+        walls = []
+        for index in range(warmup + rounds):
+            began = time.perf_counter()
+            results = await client.call("predict", kwargs=SCOPE, model_ids=ids[:n])
+            elapsed = (time.perf_counter() - began) * 1000
+            check(results.values())
+            if index >= warmup:
+                walls.append(elapsed)
+        rows.append(summary(stack, n, walls))
+    for n in sizes:
+        walls = []
+        for index in range(warmup + rounds):
+            began = time.perf_counter()
+            both = await client.call_sequence(sequence, model_ids=ids[:n])
+            elapsed = (time.perf_counter() - began) * 1000
+            for results in both:
+                check(results.values())
+            if index >= warmup:
+                walls.append(elapsed)
+        rows.append(summary(f"{stack} tick+predict", n, walls))
+    await client.close()
+    return rows
+
+
+def check(results: Any) -> None:
+    failed = [r for r in results if r.status != "SUCCESS"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} calls failed: {failed[0]}")
 
 
 async def measure_reference(sizes: Sequence[int], rounds: int, warmup: int) -> list[dict[str, Any]]:
@@ -187,13 +223,15 @@ def main() -> None:
     )
     figures: dict[str, Any] = {"bench": "fanout", "repo": str(REPO_ROOT)}
     for row in rows:
-        prefix = f"{row['stack']}_{row['models']}"
+        prefix = f"{row['stack'].replace(' ', '_')}_{row['models']}"
         figures[f"{prefix}_p50_ms"] = round(row["p50_ms"], 3)
         figures[f"{prefix}_p99_ms"] = round(row["p99_ms"], 3)
     top = max(sizes)
-    ours, ref = figures.get(f"ours_{top}_p50_ms"), figures.get(f"reference_{top}_p50_ms")
-    if ours and ref:
-        figures[f"speedup_{top}_p50"] = round(ref / ours, 2)
+    ref = figures.get(f"reference_{top}_p50_ms")
+    for stack in ("ours-fast", "ours-grpc"):
+        ours = figures.get(f"{stack}_{top}_p50_ms")
+        if ours and ref:
+            figures[f"speedup_{stack}_{top}_p50"] = round(ref / ours, 2)
     print_json_line(figures)
 
 

@@ -116,19 +116,14 @@ class PredictService:
         report.seconds_input = input_built - started
 
         tick = await self._model_call("tick", inference_input)
-        tick_results = await self.fleet.call(
-            tick.method, tick.args, tick.kwargs, model_ids=model_ids, timeout=self.call_timeout
-        )
-        self.health.record(tick_results, endpoints)
+        predict_calls = [await self._model_call("predict", scope) for scope in scopes]
+        all_results = await self._call_all([tick, *predict_calls], model_ids)
+        for results in all_results:
+            self.health.record(results, endpoints)
 
         cycle_id = f"{config['id']}:{to_epoch_ms(now)}"
         records: list[PredictionRecord] = []
-        for index, scope in enumerate(scopes):
-            call = await self._model_call("predict", scope)
-            results = await self.fleet.call(
-                call.method, call.args, call.kwargs, model_ids=model_ids, timeout=self.call_timeout
-            )
-            self.health.record(results, endpoints)
+        for index, (scope, results) in enumerate(zip(scopes, all_results[1:], strict=True)):
             horizon = timedelta(seconds=float(scope.get("horizon_seconds", 0)))
             for model_id in model_ids:
                 record = await self._record(
@@ -161,6 +156,27 @@ class PredictService:
             report.seconds_write * 1000,
         )
         return report
+
+    async def _call_all(
+        self, calls: Sequence[ModelCall], model_ids: list[str]
+    ) -> list[dict[str, CallResult]]:
+        """Tick and predicts of a cycle: as one pipelined sequence when the fleet can
+        (one wake-up per model), otherwise one fan-out after the other."""
+        sequence = getattr(self.fleet, "call_sequence", None)
+        if sequence is not None:
+            return list(
+                await sequence(
+                    [(c.method, c.args, c.kwargs) for c in calls],
+                    model_ids=model_ids,
+                    timeout=self.call_timeout,
+                )
+            )
+        return [
+            await self.fleet.call(
+                c.method, c.args, c.kwargs, model_ids=model_ids, timeout=self.call_timeout
+            )
+            for c in calls
+        ]
 
     async def _record(
         self,

@@ -46,7 +46,7 @@ EXPECTED = {
     "steady": ("SUCCESS", None),
     "raiser": ("FAILED", "model exploded: bad day"),
     "hanger": ("TIMEOUT", None),
-    "crasher": ("TIMEOUT", None),
+    "crasher": ("ABSENT", "disconnected during the call"),
     "unencodable": ("FAILED", None),
     "garbage": ("INVALID", "'p_up' must be a number"),
     "huge": ("SUCCESS|TIMEOUT", None),  # 50 MB: delivered, or cut by the deadline

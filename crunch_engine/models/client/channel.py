@@ -48,11 +48,24 @@ class SetupError(Exception):
 class ModelChannel:
     """The connection to one deployment: Setup once, then unary Calls on raw bytes."""
 
-    __slots__ = ("address", "call", "channel", "rest", "setup_rpc")
+    __slots__ = (
+        "address",
+        "call",
+        "channel",
+        "host",
+        "pipeline_depth",
+        "port",
+        "rest",
+        "setup_rpc",
+    )
 
     def __init__(self, ip: str, port: int) -> None:
         host = f"[{ip}]" if ":" in ip and not ip.startswith("[") else ip
         self.address = f"{host}:{port}"
+        self.host = ip.strip("[]")
+        self.port = port
+        self.pipeline_depth = 0
+        """Calls the server queues per connection (its Setup's x-crunch-pipeline; 0: none)."""
         self.channel = grpc.aio.insecure_channel(self.address, options=CHANNEL_OPTIONS)
         self.setup_rpc = self.channel.unary_unary(
             SETUP_PATH,
@@ -76,7 +89,8 @@ class ModelChannel:
     async def setup(self, class_name: str, within: float) -> str:
         """Run Setup, retrying while the server is not reachable, for at most ``within`` seconds.
 
-        Returns the status message on SUCCESS; raises SetupError otherwise.
+        Returns the status message on SUCCESS (and records the server's pipelining
+        capability in ``pipeline_depth``); raises SetupError otherwise.
         """
         request = dynamic_subclass_pb2.SetupRequest(className=class_name).SerializeToString()
         deadline = time.monotonic() + within
@@ -87,7 +101,9 @@ class ModelChannel:
             if remaining <= 0:
                 raise SetupError("CONNECTION_FAILED", f"{self.address}: {last}")
             try:
-                response = await self.setup_rpc(request, timeout=remaining, wait_for_ready=True)
+                call = self.setup_rpc(request, timeout=remaining, wait_for_ready=True)
+                response = await call
+                metadata = await call.initial_metadata()
             except grpc.aio.AioRpcError as error:
                 last = f"{error.code().name}: {error.details()}"
                 if (
@@ -99,8 +115,18 @@ class ModelChannel:
                 delay = min(delay * 2, 1.0)
                 continue
             if response.status.code == "SUCCESS":
+                self.pipeline_depth = _pipeline_depth(metadata)
                 return response.status.message
             raise SetupError(response.status.code or "UNKNOWN", response.status.message)
 
     async def close(self) -> None:
         await self.channel.close(grace=None)
+
+
+def _pipeline_depth(metadata: object) -> int:
+    """The x-crunch-pipeline value of Setup's response headers (0 when absent or bad)."""
+    for key, value in metadata or ():  # type: ignore[attr-defined]
+        if key == "x-crunch-pipeline":
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            return int(text) if text.isdigit() else 0
+    return 0

@@ -8,6 +8,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from crunch_engine.models.client.channel import ModelChannel
+from crunch_engine.models.client.fastpath import FastConnection
 from crunch_engine.models.contracts import CallStatus, ModelEndpoint, ModelHealth
 
 LATENCY_WINDOW = 128
@@ -31,6 +32,9 @@ class ModelSlot:
 
     endpoint: ModelEndpoint
     channel: ModelChannel | None = None
+    fast: FastConnection | None = None
+    """The lean pipelining connection, when the server advertised it at Setup."""
+    fast_task: asyncio.Task[None] | None = None
     ready: bool = False
     reason: str = "connecting"
     """Why the model is not ready (shown in ABSENT results)."""

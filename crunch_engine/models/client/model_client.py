@@ -1,9 +1,11 @@
 """The engine's model client: discovery, Setup, and the fast concurrent fan-out.
 
-Speed comes from: one long-lived channel per deployment, the CallRequest encoded once per
-fan-out and shared by every model as raw bytes, no wait_for_ready (a dead model fails at
-once instead of holding the round), and a semaphore only when the fleet exceeds
-``max_concurrency``.
+Speed comes from: one long-lived connection per deployment, the CallRequest encoded once
+per fan-out and shared by every model as raw bytes, no wait_for_ready (a dead model fails
+at once instead of holding the round), and for our own servers (they advertise
+``x-crunch-pipeline`` on Setup) a lean HTTP/2 connection that pipelines a whole call
+sequence in one write (``calls.py``, ``fastpath.py``). Setup, and every call to other
+servers, go through grpc.aio.
 """
 
 from __future__ import annotations
@@ -16,42 +18,23 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import grpc
-import grpc.aio
-
+from crunch_engine.models.client.calls import FanOutMixin
 from crunch_engine.models.client.channel import ModelChannel, SetupError
 from crunch_engine.models.client.discovery import OrchestratorLink
+from crunch_engine.models.client.fastpath import StreamIds
 from crunch_engine.models.client.fleet import ModelSlot
 from crunch_engine.models.contracts import (
     CallResult,
-    CallStatus,
     FailureCode,
     ModelEndpoint,
     ModelHealth,
     WireState,
 )
-from crunch_engine.models.protocol import codec
 
 logger = logging.getLogger("crunch_engine.models.client")
 
-_TIMEOUT_CODES = frozenset(
-    {
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-    }
-)
-_SUCCESS, _FAILED, _TIMEOUT, _ABSENT = (
-    CallStatus.SUCCESS,
-    CallStatus.FAILED,
-    CallStatus.TIMEOUT,
-    CallStatus.ABSENT,
-)
-_decode = codec.decode
-_perf = time.perf_counter
 
-
-class ModelClient:
+class ModelClient(FanOutMixin):
     """Calls participant models: ``await client.call("predict", kwargs=scope)``."""
 
     def __init__(
@@ -63,6 +46,7 @@ class ModelClient:
         setup_timeout: float = 10.0,
         failure_threshold: int = 5,
         cooldown_seconds: float = 30.0,
+        fast_path: bool = True,
     ) -> None:
         self.base_classname = base_classname
         self.timeout = timeout
@@ -75,6 +59,9 @@ class ModelClient:
         self._changed: asyncio.Event | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._stream_ids = StreamIds()
+        self.fast_path = fast_path
+        """Use the lean pipelining connection with servers that offer it (else grpc.aio only)."""
 
     # -- fleet -----------------------------------------------------------------------------
 
@@ -197,11 +184,25 @@ class ModelClient:
         channel, slot.channel = slot.channel, None
         if channel is not None:
             self._spawn(channel.close())
+        if slot.fast_task is not None:
+            slot.fast_task.cancel()
+            slot.fast_task = None
+        fast, slot.fast = slot.fast, None
+        if fast is not None:
+            fast.close()
 
     async def _setup(self, slot: ModelSlot, channel: ModelChannel) -> None:
         endpoint = slot.endpoint
+        began = time.monotonic()
         try:
             await channel.setup(self.base_classname, self.setup_timeout)
+            if (
+                self.fast_path
+                and channel.pipeline_depth > 0
+                and (slot.fast is None or not slot.fast.usable)
+            ):
+                left = self.setup_timeout - (time.monotonic() - began)
+                await self._open_fast(slot, max(1.0, left))
         except SetupError as error:
             if slot.channel is not channel:
                 return
@@ -263,112 +264,10 @@ class ModelClient:
         Returns one CallResult per requested model id. Raises codec.EncodingError when the
         arguments cannot be encoded (a caller bug, not a model failure).
         """
-        request = codec.encode_call_request(method, args, kwargs)
-        deadline = self.timeout if timeout is None else timeout
-        self._start_pending()
-        results: dict[str, CallResult] = {}
-        targets: list[ModelSlot] = []
-        now = time.monotonic()
-        slots = self._slots
-        for model_id in slots if model_ids is None else model_ids:
-            slot = slots.get(model_id)
-            if slot is None:
-                results[model_id] = CallResult(model_id, _ABSENT, detail="unknown model")
-            elif not slot.ready:
-                detail = slot.reason or "not ready"
-                results[model_id] = CallResult(model_id, _ABSENT, detail=detail)
-            elif slot.cooldown_until > now:
-                left = slot.cooldown_left(now)
-                detail = f"cooldown {left:.1f}s left: {slot.cooldown_reason}"
-                results[model_id] = CallResult(model_id, _ABSENT, detail=detail)
-            else:
-                targets.append(slot)
-        if targets:
-            if len(targets) <= self.max_concurrency:
-                outcomes = await asyncio.gather(
-                    *[self._call_one(slot, request, deadline) for slot in targets]
-                )
-            else:
-                semaphore = asyncio.Semaphore(self.max_concurrency)
-
-                async def limited(slot: ModelSlot) -> CallResult:
-                    async with semaphore:
-                        return await self._call_one(slot, request, deadline)
-
-                outcomes = await asyncio.gather(*[limited(slot) for slot in targets])
-            for slot, outcome in zip(targets, outcomes, strict=True):
-                results[outcome.model_id] = outcome
-                self._account(slot, method, outcome)
-        return results
-
-    async def _call_one(self, slot: ModelSlot, request: bytes, deadline: float) -> CallResult:
-        endpoint = slot.endpoint
-        channel = slot.channel
-        started = _perf()
-        try:
-            response = await channel.call(request, timeout=deadline)  # type: ignore[union-attr]
-        except grpc.aio.AioRpcError as error:
-            elapsed = int((_perf() - started) * 1_000_000)
-            code = error.code()
-            status = _TIMEOUT if code in _TIMEOUT_CODES else _FAILED
-            detail = f"{code.name}: {error.details()}"
-            return CallResult(
-                endpoint.model_id, status, None, elapsed, detail, endpoint.deployment_id
-            )
-        except (asyncio.CancelledError, AttributeError):
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise  # our caller is cancelled, not just this model's channel
-            if channel is None or slot.channel is not channel:  # closed by a state change
-                elapsed = int((_perf() - started) * 1_000_000)
-                detail = "disconnected during the call"
-                return CallResult(
-                    endpoint.model_id, _ABSENT, None, elapsed, detail, endpoint.deployment_id
-                )
-            raise
-        elapsed = int((_perf() - started) * 1_000_000)
-        status_code = response.status.code
-        if status_code == "SUCCESS":
-            variant = response.methodResponse
-            try:
-                value = _decode(variant.type, variant.value)
-            except codec.DecodingError as error:
-                detail = f"undecodable result: {error}"
-                return CallResult(
-                    endpoint.model_id, _FAILED, None, elapsed, detail, endpoint.deployment_id
-                )
-            return CallResult(
-                endpoint.model_id, _SUCCESS, value, elapsed, None, endpoint.deployment_id
-            )
-        detail = f"{status_code or 'UNKNOWN'}: {response.status.message}"
-        if status_code == "FAILED_PRECONDITION":
-            self._resetup(slot)
-        return CallResult(endpoint.model_id, _FAILED, None, elapsed, detail, endpoint.deployment_id)
-
-    def _account(self, slot: ModelSlot, method: str, outcome: CallResult) -> None:
-        if outcome.status is _ABSENT:
-            return
-        streak = slot.record(method, outcome.status, outcome.exec_time_us, outcome.detail)
-        if streak.length < self.failure_threshold:
-            return
-        timeouts = streak.timeouts >= streak.failures
-        code = FailureCode.MULTIPLE_TIMEOUT if timeouts else FailureCode.MULTIPLE_FAILED
-        what = "timeouts" if timeouts else "failures"
-        reason = f"{streak.length} consecutive {what} of {method}: {outcome.detail}"
-        slot.start_cooldown(self.cooldown_seconds, reason)
-        logger.warning(
-            "model %s on cooldown for %.0fs: %s", outcome.model_id, self.cooldown_seconds, reason
+        sequence = await self.call_sequence(
+            [(method, args, kwargs)], model_ids=model_ids, timeout=timeout
         )
-        self._report(slot, code, reason)
-
-    def _resetup(self, slot: ModelSlot) -> None:
-        """The server lost its instance (e.g. Rest by someone else): Setup again."""
-        if slot.ready and slot.channel is not None:
-            slot.ready = False
-            slot.reason = "setting up again (the server had no instance)"
-            slot.connect_task = asyncio.get_running_loop().create_task(
-                self._setup(slot, slot.channel)
-            )
+        return sequence[0]
 
     # -- context manager ---------------------------------------------------------------------
 

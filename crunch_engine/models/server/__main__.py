@@ -15,14 +15,8 @@ import os
 import signal
 import sys
 
-from crunch_engine.models.server.http2 import (
-    CALL_PATH,
-    REST_PATH,
-    SETUP_PATH,
-    GrpcServer,
-    Worker,
-    start_watchdog,
-)
+from crunch_engine.models.server.connection import CALL_PATH, REST_PATH, SETUP_PATH, GrpcServer
+from crunch_engine.models.server.dispatch import Dispatcher, start_watchdog
 from crunch_engine.models.server.runtime import MAX_MESSAGE_BYTES, ModelRuntime
 
 logger = logging.getLogger("crunch_engine.models.server")
@@ -46,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hard-limit-seconds", type=float, default=30.0)
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     parser.add_argument("--max-message-bytes", type=int, default=MAX_MESSAGE_BYTES)
+    parser.add_argument(
+        "--pipeline-depth",
+        type=int,
+        default=4,
+        help="calls a pipelining client may queue per connection (advertised on Setup)",
+    )
     return parser
 
 
@@ -53,15 +53,15 @@ async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     code_dir = args.code_dir
     runtime = ModelRuntime(code_dir, max_message_bytes=args.max_message_bytes)
-    worker = Worker(loop)
+    dispatcher = Dispatcher(loop, queue_limit=args.pipeline_depth)
     if args.hard_limit_seconds > 0:
-        start_watchdog(worker, args.hard_limit_seconds, WATCHDOG_EXIT_CODE)
+        start_watchdog(dispatcher.clock, args.hard_limit_seconds, WATCHDOG_EXIT_CODE)
     handlers = {
         SETUP_PATH: ("Setup", runtime.setup),
         CALL_PATH: ("Call", runtime.call),
         REST_PATH: ("Rest", runtime.rest),
     }
-    app = GrpcServer(handlers, worker, max_message_bytes=args.max_message_bytes)
+    app = GrpcServer(handlers, dispatcher, max_message_bytes=args.max_message_bytes)
     host, port = parse_address(args.address)
     try:
         server = await loop.create_server(app.protocol, host or None, port, backlog=256)

@@ -1,8 +1,8 @@
 """What Setup / Call / Rest do to the participant's code, independent of the transport.
 
-Every method takes the serialised request and returns the serialised response, never
-raises, and runs in the server's single worker thread: user code must not block the
-event loop that answers health checks and "busy".
+Every method takes the serialised request and returns the serialised response and never
+raises. One call runs at a time, on the worker thread or, for calls known to be fast,
+inline on the event loop thread (see ``dispatch.py``).
 """
 
 from __future__ import annotations

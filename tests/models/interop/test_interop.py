@@ -97,6 +97,13 @@ async def test_our_client_calls_the_reference_server(tmp_path: Path) -> None:
         assert results["raiser"].status is CallStatus.FAILED
         assert "MODEL_FAILED" in results["raiser"].detail
         assert "boom: no prediction today" in results["raiser"].detail
+        # The reference server does not advertise pipelining: grpc.aio, call after call.
+        assert [slot.fast for slot in client._slots.values()] == [None, None]
+        tick, predict = await client.call_sequence([("tick", [TICK], None), ("predict", [], SCOPE)])
+        assert {r.status for r in tick.values()} == {CallStatus.SUCCESS}
+        assert predict["momentum"].result["p_up"] == pytest.approx(expected_momentum())
+        assert predict["raiser"].status is CallStatus.FAILED
+        assert predict["momentum"].exec_time_us > 0
         await client.close()
     finally:
         stop([process for process, _ in started])

@@ -7,3 +7,6 @@ class Huge(TrackerBase):
 
     def small(self):
         return "ok"
+
+    def sized(self, n):
+        return "x" * n
