@@ -144,7 +144,7 @@ def main() -> None:
         figures[f"fanout_{r['stack']}_{r['models']}_p50_ms"] = round(r["p50_ms"], 3)
         figures[f"fanout_{r['stack']}_{r['models']}_p99_ms"] = round(r["p99_ms"], 3)
     top = max(sizes)
-    ours = figures.get(f"fanout_ours_{top}_p50_ms")
+    ours = figures.get(f"fanout_ours-fast_{top}_p50_ms")
     reference = figures.get(f"fanout_reference_{top}_p50_ms")
     if ours and reference:
         figures[f"fanout_speedup_{top}"] = round(reference / ours, 2)

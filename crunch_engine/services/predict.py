@@ -25,6 +25,9 @@ from crunch_engine.timeutil import to_epoch_ms
 
 logger = logging.getLogger(__name__)
 
+HEALTH_WRITE_SECONDS = 10.0
+"""How often the per-model health record is written to the models table."""
+
 RAW_OUTPUT_LIMIT = 4096
 """Invalid outputs are stored for diagnosis, truncated to this many characters."""
 
@@ -89,6 +92,7 @@ class PredictService:
         self.call_timeout = call_timeout
         self.health = HealthBook()
         self._known: dict[str, tuple[Any, ...]] = {}
+        self._health_written = float("-inf")
 
     def _slot(self, name: SlotName) -> Any:
         return self.competition.slot(name)
@@ -145,7 +149,11 @@ class PredictService:
         await self._remember_models(endpoints)
         await self.database.predictions.record_cycle([source], records)
         report.seconds_write = time.perf_counter() - models_done
-        await self.database.models.update_health(self.health.snapshot())
+        if time.monotonic() - self._health_written >= HEALTH_WRITE_SECONDS:
+            # Health is for people and dashboards: a write every few seconds is plenty,
+            # and keeps it off the per-cycle critical path.
+            await self.database.models.update_health(self.health.snapshot())
+            self._health_written = time.monotonic()
         logger.info(
             "cycle scope=%s models=%d %s input_ms=%.1f models_ms=%.1f write_ms=%.1f",
             report.scope_key,
