@@ -7,19 +7,26 @@ import json
 import os
 import re
 import resource
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from crunch_engine.models.contracts import FailureCode
+from crunch_engine.models.orchestrator import confine
 from crunch_engine.models.orchestrator.config import (
     DesiredState,
     ModelsFileError,
     load_models_file,
     parse_models_file,
 )
-from crunch_engine.models.orchestrator.environment import ResourceLimits, scrubbed_environment
+from crunch_engine.models.orchestrator.environment import (
+    ResourceLimits,
+    confined_argv,
+    scrubbed_environment,
+)
 from crunch_engine.models.orchestrator.launcher import RotatingLog
 from crunch_engine.models.orchestrator.process import RestartPolicy, deployment_stamp
 from crunch_engine.models.orchestrator.publisher import parse_failure_reports
@@ -250,3 +257,33 @@ def test_failure_reports_are_validated() -> None:
     ]
     assert len(problems) == 2 and "SOMETHING" in problems[0]
     assert parse_failure_reports({"model_id": "m"})[1] == ["`data` must be a list, got dict"]
+
+
+def test_confine_sets_limits_then_execs_the_command() -> None:
+    probe = (
+        "import os, resource; "
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], "
+        "resource.getrlimit(resource.RLIMIT_AS)[0], os.getppid())"
+    )
+    argv = confined_argv(
+        ResourceLimits(memory_mb=900, open_files=77), [sys.executable, "-c", probe]
+    )
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    nofile, address_space, parent = done.stdout.split()
+    assert (int(nofile), int(address_space), int(parent)) == (77, 900 * 2**20, os.getpid())
+
+
+def test_confine_refuses_bad_arguments_and_orphaned_starts(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no command"):
+        confine.parse(["--limit", "7=10"])
+    with pytest.raises(ValueError, match="unknown option"):
+        confine.parse(["--nope", "1", "--", "true"])
+    assert confine.parse(["--parent-pid", "5", "--", "a", "b"]) == ([], 5, ["a", "b"])
+    # A parent pid that is not ours: the orchestrator "died" before the signal was armed.
+    assert confine.main(["--parent-pid", str(os.getpid() + 999_999), "--", "/bin/true"]) == 127
+    missing = str(tmp_path / "no-such-python")
+    done = subprocess.run(
+        [sys.executable, "-S", confine.__file__, "--", missing], capture_output=True, text=True
+    )
+    assert done.returncode == 127 and "cannot run" in done.stderr

@@ -157,13 +157,25 @@ class FanOutMixin:
             per_call = results[call]
             for index, slot in enumerate(slots):
                 model_id = slot.endpoint.model_id
-                if call and (reason := self._absent_reason(slot, now)) is not None:
+                outcome = run.outcomes[index][call]
+                connection = connections[index]
+                # The peer vanished mid-call: whichever of the EOF and the orchestrator's
+                # STOPPED news came first, the result reads the same.
+                status = outcome.status  # type: ignore[union-attr]
+                lost = status != fr.GRPC_OK and (
+                    slot.fast is not connection
+                    or (
+                        connection is not None
+                        and connection.closed
+                        and status == fr.GRPC_UNAVAILABLE
+                    )
+                )
+                if not lost and call and (reason := self._absent_reason(slot, now)) is not None:
                     per_call[model_id] = CallResult(model_id, _ABSENT, detail=reason)
                     continue  # a cooldown or re-setup started by an earlier call
-                outcome = run.outcomes[index][call]
                 previous = began if call == 0 else run.outcomes[index][call - 1].finished  # type: ignore[union-attr]
                 elapsed = int((outcome.finished - previous) * 1_000_000)  # type: ignore[union-attr]
-                if slot.fast is not connections[index]:
+                if lost:
                     endpoint = slot.endpoint
                     result = CallResult(
                         model_id,

@@ -2,19 +2,17 @@
 
 Participant code is untrusted. It gets only what a Python process needs (an allow-list,
 never a deny-list: a new secret variable in the engine's environment must not leak by
-default) and address-space, open-file and process limits applied between fork and exec.
+default) and address-space, open-file and process limits, set by ``confine.py`` before
+the server is exec'd.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import resource
-import signal
 import site
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +22,7 @@ PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
 """The only variables copied from the orchestrator's environment (when set)."""
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
-PR_SET_PDEATHSIG = 1
+CONFINE_SCRIPT = Path(__file__).with_name("confine.py")
 
 
 def engine_root() -> Path:
@@ -85,7 +83,7 @@ class ResourceLimits:
     processes: int = 0
 
     def pairs(self) -> list[tuple[int, int]]:
-        """(resource, value) to set, computed before fork: the child only calls setrlimit."""
+        """(resource, value) pairs to set; ``confine.py`` caps them at the hard limits."""
         out: list[tuple[int, int]] = []
         if self.memory_mb > 0:
             out.append((resource.RLIMIT_AS, self.memory_mb * 1024 * 1024))
@@ -96,43 +94,10 @@ class ResourceLimits:
         return out
 
 
-def _capped(kind: int, value: int) -> tuple[int, int]:
-    """Never raise a hard limit (that needs privileges); lower it to ``value`` instead."""
-    _, hard = resource.getrlimit(kind)
-    if hard != resource.RLIM_INFINITY:
-        value = min(value, hard)
-    return value, value
-
-
-def _parent_death_signal() -> Callable[[], None] | None:
-    """Linux: ask the kernel to SIGKILL the child if the orchestrator dies (even SIGKILLed)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        prctl = ctypes.CDLL(name, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    sigkill = int(signal.SIGKILL)
-    return lambda: prctl(PR_SET_PDEATHSIG, sigkill, 0, 0, 0)
-
-
-def make_preexec(limits: ResourceLimits) -> Callable[[], None]:
-    """The function run in the child between fork and exec.
-
-    Everything is computed here, in the parent; the child only makes system calls, which
-    keeps the fork-with-threads window (gRPC has threads) as small as it can be.
-    """
-    settings = [(kind, _capped(kind, value)) for kind, value in limits.pairs()]
-    death_signal = _parent_death_signal()
-
-    def preexec() -> None:
-        for kind, pair in settings:
-            resource.setrlimit(kind, pair)
-        if death_signal is not None:
-            death_signal()
-
-    return preexec
+def confined_argv(limits: ResourceLimits, command: list[str]) -> list[str]:
+    """``command`` behind the ``confine`` script, which sets the limits and the
+    parent-death signal in its own process and then execs ``command``."""
+    wrapper = [sys.executable, "-S", str(CONFINE_SCRIPT)]
+    for kind, value in limits.pairs():
+        wrapper += ["--limit", f"{kind}={value}"]
+    return [*wrapper, "--parent-pid", str(os.getpid()), "--", *command]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from crunch_engine.models.orchestrator.environment import (
     ResourceLimits,
-    make_preexec,
+    confined_argv,
     scrubbed_environment,
 )
 
@@ -175,14 +175,13 @@ class Launcher:
         log.note(f"{note}: {' '.join(argv)}")
         try:
             process = await asyncio.create_subprocess_exec(
-                *argv,
+                *confined_argv(self.limits, argv),
                 cwd=workdir,
                 env=scrubbed_environment(workdir),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=make_preexec(self.limits),
             )
         except BaseException:
             log.close()
