@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """Another database instead of the embedded SQLite file, e.g. postgresql+asyncpg://..."""
 
-    pack: str = "baseline"
+    pack: str = "demo"
     """A pack name (``crunch packs list``) or a path to a pack.json."""
 
     spec: Path | None = None
@@ -143,6 +143,23 @@ class Settings(BaseSettings):
     leaderboard_keep_hourly_days: float = Field(7.0, gt=0)
     """Snapshot retention: every snapshot for the first period, then hourly, then none."""
 
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=0, le=65535)
+    """Where ``crunch serve`` listens (API and web UI)."""
+
+    api_key: SecretStr | None = None
+    """Enables the admin tier (process control). Accepted only in the ``X-API-Key`` or
+    ``Authorization: Bearer`` header, compared in constant time."""
+
+    api_read_auth: bool = False
+    """Also require the key for the non-public report endpoints."""
+
+    api_cache_seconds: float = Field(1.0, ge=0)
+    """How long a hot report read (leaderboard, feeds, metrics) may be reused (0: never)."""
+
+    api_cors_origins: str = ""
+    """Comma-separated origins allowed by CORS (none by default)."""
+
     feed: FeedSettings = Field(default_factory=load_feed_settings)
     """The market-data feed: every ``CRUNCH_FEED_*`` variable (see feeds/settings.py)."""
 
@@ -157,6 +174,15 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _blank_key_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [o.strip() for o in self.api_cors_origins.split(",") if o.strip()]
 
     @property
     def resolved_data_dir(self) -> Path:

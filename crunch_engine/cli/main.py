@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from crunch_engine import __version__
-from crunch_engine.cli import config_cmd, db_cmd, feeds_cmd, packs_cmd, worker_cmd
+from crunch_engine.cli import config_cmd, db_cmd, feeds_cmd, packs_cmd, serve_cmd, worker_cmd
 
 app = typer.Typer(
     name="crunch",
@@ -21,6 +21,35 @@ app.add_typer(packs_cmd.app, name="packs", rich_help_panel="Configuration")
 app.add_typer(config_cmd.app, name="config", rich_help_panel="Configuration")
 app.add_typer(feeds_cmd.app, name="feeds", rich_help_panel="Market data")
 app.add_typer(worker_cmd.app, name="worker", rich_help_panel="Run")
+app.command("serve", rich_help_panel="Run")(serve_cmd.serve)
+
+
+@app.command("tui", rich_help_panel="Run")
+def tui(
+    attach: Annotated[
+        str | None,
+        typer.Option(
+            "--attach",
+            metavar="URL",
+            help="Monitor a running `crunch serve` at URL instead of starting one.",
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="CRUNCH_API_KEY",
+            help="The server's API key (attach mode; needed for process control).",
+        ),
+    ] = None,
+    poll: Annotated[
+        float, typer.Option("--poll", min=0.2, help="Seconds between refreshes.")
+    ] = 1.0,
+) -> None:
+    """The terminal control center: starts the engine (or attaches to one) and monitors it."""
+    from crunch_tui.app import run_tui
+
+    raise typer.Exit(run_tui(attach=attach, api_key=api_key, poll_interval=poll))
 
 
 def _version(value: bool) -> None:

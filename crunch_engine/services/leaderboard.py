@@ -59,12 +59,9 @@ class LeaderboardService:
                 )
             )
             previous = await self.database.leaderboards.latest(board.key)
-            before = {
-                e["model_id"]: e["rank"] for e in (previous.entries_jsonb if previous else [])
-            }
+            before = {e["model_id"]: e for e in (previous.entries_jsonb if previous else [])}
             for entry in entries:
-                old = before.get(entry["model_id"])
-                entry["rank_change"] = (old - entry["rank"]) if old is not None else None
+                entry["rank_change"] = _rank_change(before.get(entry["model_id"]), entry["rank"])
             await self.database.leaderboards.insert(
                 board.key,
                 now,
@@ -94,3 +91,15 @@ class LeaderboardService:
             len(models),
         )
         return boards
+
+
+def _rank_change(previous: dict[str, Any] | None, rank: int) -> int | None:
+    """The model's last move (positive: up). Sticky: a snapshot where the rank did not
+    change keeps the previous move, so it stays visible between score cycles instead
+    of flashing for one refresh."""
+    if previous is None:
+        return None
+    if previous["rank"] != rank:
+        return int(previous["rank"]) - rank
+    kept = previous.get("rank_change")
+    return int(kept) if kept is not None else 0

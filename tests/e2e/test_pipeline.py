@@ -30,7 +30,7 @@ STEP = timedelta(seconds=5)
 SPEC = {
     "scheduled_prediction_configs": [
         {
-            "scope_key": "btc-up-300s",
+            "scope_key": "btc-up-30s",
             "scope_template": {"horizon_seconds": 15, "step_seconds": 5},
             "schedule": {"every_seconds": 5},
         }

@@ -240,3 +240,13 @@ async def test_snapshot_retention_is_bounded(database: Database) -> None:
     assert len(older) == len({s.replace(minute=0) for s in older}) == 24  # one per hour
     assert min(stamps) >= now - timedelta(days=2)
     assert deleted == 216 - 73 - 24
+
+
+def test_rank_changes_stay_visible_until_the_next_move() -> None:
+    from crunch_engine.services.leaderboard import _rank_change
+
+    assert _rank_change(None, 1) is None  # first appearance
+    assert _rank_change({"rank": 3, "rank_change": None}, 1) == 2  # moved up two
+    assert _rank_change({"rank": 1, "rank_change": 2}, 1) == 2  # kept while unchanged
+    assert _rank_change({"rank": 1, "rank_change": 2}, 2) == -1  # the next move replaces it
+    assert _rank_change({"rank": 2, "rank_change": None}, 2) == 0

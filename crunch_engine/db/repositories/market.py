@@ -131,6 +131,13 @@ class MarketRepository:
                 )
             )
 
+    async def known_series(self) -> list[SeriesKey]:
+        """Every series registered by ingestion (cheap: the watermark table, no scan)."""
+        async with self._sessions() as session:
+            states = (await session.scalars(select(MarketIngestionStateRow))).all()
+        keys = [SeriesKey(s.provider, s.asset, s.kind, s.granularity) for s in states]
+        return sorted(keys, key=lambda k: (k.provider, k.asset, k.kind, k.granularity))
+
     async def latest(self, series: SeriesKey, limit: int) -> list[StoredMarketRecord]:
         """The ``limit`` newest records of a series, NEWEST FIRST."""
         statement = (
