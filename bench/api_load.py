@@ -4,7 +4,8 @@ Seeds 1,000 models and 1,000,000 predictions (--quick: 100 x 20,000), 7 days of 
 leaderboard and per-model score snapshots, and a day of 1-minute candles; starts
 `crunch serve --no-workers` on it, then 50 concurrent keep-alive clients for 30 s
 (--quick: 5 s) on each of /reports/leaderboard, /reports/models/global (5 models,
-24 h, as the web UI's metrics page asks) and /reports/feeds/tail.
+24 h, as the web UI's metrics page asks) and /reports/feeds/tail. Clients accept gzip,
+as browsers do; "KiB" is the size on the wire.
 Targets: leaderboard p99 < 25 ms and >= 1,000 requests/s on these 2-core machines.
 Usage: python bench/api_load.py [--quick]   (last line: one JSON object)
 """
@@ -34,6 +35,7 @@ from crunch_engine.testing.postgres import TemporaryPostgres, free_port
 
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 WINDOWS = ("recent", "steady", "anchor")
+BROWSER_HEADERS = {"Accept-Encoding": "gzip, deflate, br"}  # what every browser sends
 
 
 async def seed(url: str, models: int, predictions: int, snapshots: int) -> None:
@@ -143,7 +145,9 @@ async def measure(port: int, models: int, seconds: float) -> list[dict[str, Any]
             if name == "leaderboard":
                 assert len(body) == models, len(body)
     for name, path in targets.items():
-        result = await run_load("127.0.0.1", port, path, concurrency=50, seconds=seconds)
+        result = await run_load(
+            "127.0.0.1", port, path, concurrency=50, seconds=seconds, headers=BROWSER_HEADERS
+        )
         rows.append(
             {
                 "endpoint": name,

@@ -3,6 +3,7 @@ the read tier, disabled control actions without a key, CORS, the web UI route.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -89,3 +90,32 @@ async def test_nul_characters_are_refused_before_any_query(client: httpx.AsyncCl
         response = await client.get(path)
         assert response.status_code == 400, path
         assert "NUL characters" in response.json()["detail"]
+
+
+async def test_hot_reads_are_cached_gzipped_and_revalidated(database: Database) -> None:
+    """A cached entry is replayed (gzipped when accepted); once stale it is still
+    served while one background request refreshes it."""
+    from crunch_engine.feeds.contracts import MarketRecord
+    from crunch_engine.timeutil import utc_now
+
+    async with make_client(database, api_cache_seconds=0.3) as client:
+        assert (await client.get("/reports/feeds")).json() == []
+        now = utc_now().replace(microsecond=0)
+        await database.market.upsert(
+            [MarketRecord("replay", "BTC", "candle", "1m", now, {"close": 1.0})]
+        )
+        assert (await client.get("/reports/feeds")).json() == []  # fresh cached entry
+        await asyncio.sleep(0.35)
+        assert (await client.get("/reports/feeds")).json() == []  # stale, refresh started
+        for _ in range(50):
+            rows = (await client.get("/reports/feeds")).json()
+            if rows:
+                break
+            await asyncio.sleep(0.02)
+        assert rows and rows[0]["subject"] == "BTC"
+        zipped = await client.get("/reports/schema", headers={"Accept-Encoding": "gzip"})
+        again = await client.get("/reports/schema", headers={"Accept-Encoding": "gzip"})
+        assert again.headers["content-encoding"] == "gzip"
+        assert again.json() == zipped.json()
+        plain = await client.get("/reports/schema", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers and plain.json() == zipped.json()
