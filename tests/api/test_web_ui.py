@@ -8,15 +8,10 @@ temporary directory and, when set, to ``$CRUNCH_TEST_ARTIFACTS``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import secrets
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,16 +21,12 @@ from typing import Any
 import httpx
 import pytest
 
-from crunch_engine.slots.spec import SlotName
-
 pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
-REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKERS = {"market-data", "orchestrator", "predict", "score"}
 LAPTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
-SLOT_NAMES = {slot.value for slot in SlotName}  # slot overrides from the environment
 NO_CHANGE = "\u2013"  # the en dash the leaderboard shows for an unchanged rank
 
 if not CHROMIUM.exists():
@@ -43,11 +34,7 @@ if not CHROMIUM.exists():
 
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.api.live import LiveServer  # noqa: E402
 
 
 @dataclass
@@ -71,84 +58,23 @@ class Server:
     def output(self, tail: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-tail:]
 
-    def stop(self) -> None:
-        self._client.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(30)
-        # Whatever is left of the group we started (workers, model servers).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(10)
-
-
-def _serve_command() -> list[str]:
-    script = Path(sys.executable).with_name("crunch")
-    if script.exists():
-        return [str(script), "serve"]
-    return [sys.executable, "-m", "crunch_engine.cli", "serve"]
-
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("web-ui")
-    port = _free_port()
-    key = secrets.token_urlsafe(16)
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("CRUNCH_") and k not in SLOT_NAMES
-    }
-    env.update(
-        {
-            "CRUNCH_DATA_DIR": str(tmp / "data"),
-            "CRUNCH_API_KEY": key,
-            "CRUNCH_ORCHESTRATOR_PORT": str(_free_port()),
-            "CRUNCH_MARKET_BACKFILL_HOURS": "0.5",
-            "CRUNCH_SCORE_INTERVAL_SECONDS": "1",
-            "CRUNCH_SCORE_SETTLE_SECONDS": "2",
-            "PYTHONPATH": str(REPO_ROOT),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    log = tmp / "serve.log"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [*_serve_command(), "--host", "127.0.0.1", "--port", str(port)],
-            cwd=tmp,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+def server(sqlite_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The session's `crunch serve` on SQLite (see conftest.py), with a screenshot folder."""
     artifacts = os.environ.get("CRUNCH_TEST_ARTIFACTS")
     srv = Server(
-        f"http://127.0.0.1:{port}",
-        key,
-        process,
-        log,
-        shots=tmp / "screenshots",
+        sqlite_server.url,
+        sqlite_server.api_key,
+        sqlite_server.process,
+        sqlite_server.log,
+        shots=tmp_path_factory.mktemp("web-ui") / "screenshots",
         artifacts=Path(artifacts) / "web-ui" if artifacts else None,
     )
     try:
-        _wait_for_leaderboard(srv, timeout=120)
         yield srv
     finally:
-        srv.stop()
-
-
-def _wait_for_leaderboard(srv: Server, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        if srv.process.poll() is not None:
-            raise AssertionError(f"crunch serve exited {srv.process.returncode}:\n{srv.output()}")
-        with contextlib.suppress(httpx.HTTPError, ValueError):
-            last = httpx.get(f"{srv.url}/reports/leaderboard", timeout=3).json()
-            if isinstance(last, list) and last:
-                return
-        time.sleep(1)
-    raise AssertionError(f"no leaderboard rows after {timeout:.0f} s ({last!r}):\n{srv.output()}")
+        srv._client.close()
 
 
 @pytest.fixture(scope="module")
