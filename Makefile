@@ -17,16 +17,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Runs what exists so far on the embedded SQLite default, offline: the schema, the
-# configuration check, two hours of replayed real candles on the tape, then the live
-# market-data worker (Ctrl-C stops it). Grows into `crunch tui`.
+# The control center on the embedded SQLite default, offline: `crunch tui` starts the
+# engine (`crunch serve`: workers, API and web UI at http://127.0.0.1:8000) on the replay
+# feed with the demo models, and shows the live leaderboard within a minute. q quits
+# and stops every process it started.
 demo: venv
-	$(BIN)/crunch db upgrade
-	$(BIN)/crunch config check
-	$(BIN)/crunch feeds backfill --since 2h
-	$(BIN)/crunch feeds status
-	$(BIN)/crunch feeds tail BTC --limit 5
-	$(BIN)/crunch worker market-data
+	$(BIN)/crunch tui
 
 test: venv
 	$(BIN)/ruff format --check .

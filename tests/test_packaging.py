@@ -22,7 +22,7 @@ def test_wheel_ships_packs_and_migrations(tmp_path: Path) -> None:
     assert build.returncode == 0, build.stderr
     [wheel] = tmp_path.glob("crunch_control-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for pack in ("baseline", "realtime", "tournament"):
+    for pack in ("baseline", "demo", "realtime", "tournament"):
         assert f"crunch_engine/_packs/{pack}/pack.json" in names
     assert "crunch_engine/db/migrations/env.py" in names
     assert any(n.startswith("crunch_engine/db/migrations/versions/0001") for n in names)
@@ -46,7 +46,7 @@ def test_wheel_ships_packs_and_migrations(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert [p["id"] for p in json.loads(result.stdout)] == ["baseline", "realtime", "tournament"]
+    assert [p["id"] for p in json.loads(result.stdout)] == ["baseline", "demo", "realtime", "tournament"]
     check = subprocess.run(
         [
             sys.executable,

@@ -19,7 +19,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def test_defaults_use_embedded_sqlite_in_the_data_dir(tmp_path: Path) -> None:
     settings = load_settings()
-    assert settings.pack == "baseline"
+    assert settings.pack == "demo"
     assert (
         settings.effective_database_url
         == f"sqlite+aiosqlite:///{tmp_path / '.crunch' / 'crunch.db'}"

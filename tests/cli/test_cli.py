@@ -33,9 +33,10 @@ def test_packs_list_json(crunch_cmd: list[str], crunch_env: dict) -> None:
     result = crunch(crunch_cmd, crunch_env, "packs", "list", "--json")
     assert result.returncode == 0, result.stderr
     packs = json.loads(result.stdout)
-    assert [p["id"] for p in packs] == ["baseline", "realtime", "tournament"]
+    assert [p["id"] for p in packs] == ["baseline", "demo", "realtime", "tournament"]
     assert {p["id"]: p["every_seconds"] for p in packs} == {
         "baseline": 60,
+        "demo": 5,
         "realtime": 15,
         "tournament": 60,
     }
@@ -49,11 +50,11 @@ def test_packs_show(crunch_cmd: list[str], crunch_env: dict) -> None:
     missing = crunch(crunch_cmd, crunch_env, "packs", "show", "nope")
     assert (
         missing.returncode == 2
-        and "known packs are baseline, realtime, tournament" in missing.stderr
+        and "known packs are baseline, demo, realtime, tournament" in missing.stderr
     )
 
 
-@pytest.mark.parametrize("pack", ["baseline", "realtime", "tournament"])
+@pytest.mark.parametrize("pack", ["baseline", "demo", "realtime", "tournament"])
 def test_config_check_passes_for_each_pack(
     crunch_cmd: list[str], crunch_env: dict, pack: str, tmp_path: Path
 ) -> None:

@@ -4,6 +4,7 @@ is bounded by the call deadline, and models that crash or hang come back."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from crunch_engine.db.database import Database
 from crunch_engine.db.migrate import upgrade_database
 from crunch_engine.feeds.tape import Tape
 from crunch_engine.models.client import ModelClient
+from crunch_engine.models.orchestrator.pids_cgroup import PidsCgroups
 from crunch_engine.services.predict import PredictService
 from crunch_engine.settings import DEMO_MODELS_DIR, load_settings
 from tests.models.orchestrator_fixtures.support import (
@@ -40,7 +42,13 @@ FAULTS = {
     "huge": "return {'p_up': 0.25, 'pad': 'x' * 50_000_000}",
     "spinner": "while True:\n            pass",
     "allocator": "blocks = []\n        while True:\n            blocks.append(bytearray(50_000_000))",
+    "forker": "while True:\n            if os.fork() == 0:\n                time.sleep(600)\n                os._exit(0)",
 }
+# A fork bomb is only contained where the process cap holds: RLIMIT_NPROC for a normal
+# user, a pids cgroup for root (the kernel ignores RLIMIT_NPROC for root).
+FORK_CONTAINED = os.geteuid() != 0 or PidsCgroups.detect() is not None
+if not FORK_CONTAINED:
+    del FAULTS["forker"]
 EXPECTED = {
     "momentum": ("SUCCESS", None),
     "steady": ("SUCCESS", None),
@@ -52,7 +60,10 @@ EXPECTED = {
     "huge": ("SUCCESS|TIMEOUT", None),  # 50 MB: delivered, or cut by the deadline
     "spinner": ("TIMEOUT", None),
     "allocator": ("FAILED", "MemoryError"),
+    "forker": ("FAILED", "Resource temporarily unavailable"),
 }
+if not FORK_CONTAINED:
+    del EXPECTED["forker"]
 
 
 def write_fleet(models_dir: Path) -> None:
@@ -138,3 +149,6 @@ async def test_faulty_models_get_the_right_status(
             assert again.counts.get("SUCCESS", 0) >= 3  # the good ones (and huge) still answer
         finally:
             await client.close()
+    cgroups = PidsCgroups.detect()
+    if cgroups is not None:  # the forker's cgroup went with it, children included
+        assert not [d.name for d in cgroups.parent.iterdir() if d.name.startswith("forker")]

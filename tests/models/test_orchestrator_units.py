@@ -279,7 +279,7 @@ def test_confine_refuses_bad_arguments_and_orphaned_starts(tmp_path: Path) -> No
         confine.parse(["--limit", "7=10"])
     with pytest.raises(ValueError, match="unknown option"):
         confine.parse(["--nope", "1", "--", "true"])
-    assert confine.parse(["--parent-pid", "5", "--", "a", "b"]) == ([], 5, ["a", "b"])
+    assert confine.parse(["--parent-pid", "5", "--", "a", "b"]) == ([], 5, ["a", "b"], {})
     # A parent pid that is not ours: the orchestrator "died" before the signal was armed.
     assert confine.main(["--parent-pid", str(os.getpid() + 999_999), "--", "/bin/true"]) == 127
     missing = str(tmp_path / "no-such-python")
@@ -287,3 +287,37 @@ def test_confine_refuses_bad_arguments_and_orphaned_starts(tmp_path: Path) -> No
         [sys.executable, "-S", confine.__file__, "--", missing], capture_output=True, text=True
     )
     assert done.returncode == 127 and "cannot run" in done.stderr
+
+
+def test_a_pids_cgroup_caps_a_fork_bomb_even_for_root() -> None:
+    from crunch_engine.models.orchestrator.pids_cgroup import PidsCgroups
+
+    cgroups = PidsCgroups.detect()
+    if cgroups is None:
+        pytest.skip("no writable pids cgroup controller on this machine")
+    name = f"test-{os.getpid()}"
+    bomb = (
+        "import os, time\n"
+        "n = 0\n"
+        "try:\n"
+        "    while n < 500:\n"
+        "        if os.fork() == 0:\n"
+        "            os.close(1), os.close(2)\n"  # let subprocess.run see EOF
+        "            time.sleep(60)\n"
+        "            os._exit(0)\n"
+        "        n += 1\n"
+        "except BlockingIOError:\n"
+        "    print(n)\n"
+    )
+    argv = confined_argv(
+        ResourceLimits(processes=8),
+        [sys.executable, "-c", bomb],
+        pids_cgroup=cgroups.path_for(name),
+    )
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert int(done.stdout) < 8  # the 8th task (the bomb itself counts) was refused
+    finally:
+        cgroups.remove(name)
+    assert not cgroups.path_for(name).exists()  # removed, sleeping children killed

@@ -18,7 +18,7 @@ from crunch_engine.slots.spec import SlotName
 
 
 def test_three_packs_ship_and_wire_all_ten_slots() -> None:
-    assert builtin_pack_names() == ["baseline", "realtime", "tournament"]
+    assert builtin_pack_names() == ["baseline", "demo", "realtime", "tournament"]
     packs = {p.id: p for p in list_packs()}
     assert packs["baseline"].every_seconds == 60
     assert packs["realtime"].every_seconds == 15
@@ -37,7 +37,7 @@ def test_three_packs_ship_and_wire_all_ten_slots() -> None:
 
 def test_unknown_pack_lists_the_known_ones() -> None:
     with pytest.raises(
-        ConfigError, match="unknown pack 'nope': known packs are baseline, realtime, tournament"
+        ConfigError, match="unknown pack 'nope': known packs are baseline, demo, realtime, tournament"
     ):
         load_pack("nope")
 

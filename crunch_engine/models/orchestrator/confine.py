@@ -39,10 +39,21 @@ def _set_parent_death_signal() -> None:
     libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
-def parse(argv: list[str]) -> tuple[list[tuple[int, int]], int | None, list[str]]:
-    """(limits, parent pid, command) from ``--limit K=V``... ``--parent-pid P`` ``--`` cmd."""
+def join_pids_cgroup(path: str, pids_max: int) -> None:
+    """Create the model's pids cgroup, cap it, and move this process into it."""
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "pids.max"), "w") as handle:
+        handle.write(str(pids_max))
+    with open(os.path.join(path, "cgroup.procs"), "w") as handle:
+        handle.write(str(os.getpid()))
+
+
+def parse(argv: list[str]) -> tuple[list[tuple[int, int]], int | None, list[str], dict[str, str]]:
+    """(limits, parent pid, command, options) from ``--limit K=V``... ``--parent-pid P``
+    ``--pids-cgroup DIR --pids-max N`` ``--`` cmd."""
     limits: list[tuple[int, int]] = []
     parent: int | None = None
+    options: dict[str, str] = {}
     index = 0
     while index < len(argv) and argv[index] != "--":
         flag = argv[index]
@@ -54,20 +65,24 @@ def parse(argv: list[str]) -> tuple[list[tuple[int, int]], int | None, list[str]
             limits.append((int(kind), int(amount)))
         elif flag == "--parent-pid":
             parent = int(value)
+        elif flag in ("--pids-cgroup", "--pids-max"):
+            options[flag[2:]] = value
         else:
             raise ValueError(f"unknown option {flag!r}")
         index += 2
     command = argv[index + 1 :]
     if not command:
         raise ValueError("no command after '--'")
-    return limits, parent, command
+    return limits, parent, command, options
 
 
 def main(argv: list[str]) -> int:
     try:
-        limits, parent, command = parse(argv)
+        limits, parent, command, options = parse(argv)
         for kind, value in limits:
             resource.setrlimit(kind, _capped(kind, value))
+        if "pids-cgroup" in options:
+            join_pids_cgroup(options["pids-cgroup"], int(options.get("pids-max", "64")))
         _set_parent_death_signal()
     except (ValueError, OSError) as error:
         print(f"confine: {error}", file=sys.stderr)

@@ -94,10 +94,15 @@ class ResourceLimits:
         return out
 
 
-def confined_argv(limits: ResourceLimits, command: list[str]) -> list[str]:
-    """``command`` behind the ``confine`` script, which sets the limits and the
-    parent-death signal in its own process and then execs ``command``."""
+def confined_argv(
+    limits: ResourceLimits, command: list[str], *, pids_cgroup: Path | None = None
+) -> list[str]:
+    """``command`` behind the ``confine`` script, which sets the limits (and joins a
+    pids cgroup capped at ``limits.processes``, when given) and the parent-death signal
+    in its own process and then execs ``command``."""
     wrapper = [sys.executable, "-S", str(CONFINE_SCRIPT)]
     for kind, value in limits.pairs():
         wrapper += ["--limit", f"{kind}={value}"]
+    if pids_cgroup is not None and limits.processes > 0:
+        wrapper += ["--pids-cgroup", str(pids_cgroup), "--pids-max", str(limits.processes)]
     return [*wrapper, "--parent-pid", str(os.getpid()), "--", *command]

@@ -25,6 +25,7 @@ from crunch_engine.models.orchestrator.environment import (
     confined_argv,
     scrubbed_environment,
 )
+from crunch_engine.models.orchestrator.pids_cgroup import PidsCgroups
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ class ServerProcess:
     port: int
     log: RotatingLog
     pump: asyncio.Task[None] = field(repr=False)
+    cgroup: tuple[PidsCgroups, str] | None = None
+    """The model's pids cgroup, removed (with anything left in it) on terminate."""
 
     @property
     def pid(self) -> int:
@@ -122,6 +125,9 @@ class ServerProcess:
                 self.signal_group(signal.SIGKILL)
         code = await self.wait()
         self.signal_group(signal.SIGKILL)
+        if self.cgroup is not None:  # also catches processes that left the group
+            cgroups, name = self.cgroup
+            await asyncio.to_thread(cgroups.remove, name)
         return code
 
     def close(self) -> None:
@@ -150,6 +156,8 @@ class Launcher:
     server_entry: Sequence[str] = ("-m", SERVER_MODULE)
     host: str = "127.0.0.1"
     log_max_bytes: int = LOG_MAX_BYTES
+    pids_cgroups: PidsCgroups | None = None
+    """Per-model pids cgroups (a hard process cap even for root), when available."""
 
     def argv(self, python: str, port: int, code_dir: Path) -> list[str]:
         return [
@@ -173,9 +181,16 @@ class Launcher:
         port = free_port(self.host)
         argv = self.argv(python or sys.executable, port, code_dir)
         log.note(f"{note}: {' '.join(argv)}")
+        cgroup = None
+        if self.pids_cgroups is not None and self.limits.processes > 0:
+            cgroup = (self.pids_cgroups, f"{workdir.name}-{port}")
         try:
             process = await asyncio.create_subprocess_exec(
-                *confined_argv(self.limits, argv),
+                *confined_argv(
+                    self.limits,
+                    argv,
+                    pids_cgroup=cgroup[0].path_for(cgroup[1]) if cgroup else None,
+                ),
                 cwd=workdir,
                 env=scrubbed_environment(workdir),
                 stdin=asyncio.subprocess.DEVNULL,
@@ -188,4 +203,4 @@ class Launcher:
             raise
         assert process.stdout is not None
         pump = asyncio.create_task(_pump(process.stdout, log), name=f"log-{process.pid}")
-        return ServerProcess(process=process, port=port, log=log, pump=pump)
+        return ServerProcess(process=process, port=port, log=log, pump=pump, cgroup=cgroup)

@@ -17,6 +17,7 @@ from crunch_engine.models.contracts import FailureCode, ModelEndpoint
 from crunch_engine.models.orchestrator.config import DesiredState, ModelSpec
 from crunch_engine.models.orchestrator.environment import ResourceLimits
 from crunch_engine.models.orchestrator.launcher import SERVER_MODULE, Launcher
+from crunch_engine.models.orchestrator.pids_cgroup import PidsCgroups
 from crunch_engine.models.orchestrator.process import ModelProcess, Phase, RestartPolicy
 from crunch_engine.models.orchestrator.publisher import FailureReport, ModelPublisher
 from crunch_engine.models.orchestrator.status import StateFile, state_path
@@ -250,6 +251,7 @@ def build_orchestrator(
         hard_limit_seconds=settings.model_hard_limit_seconds,
         log_level=settings.log_level,
         server_entry=server_entry or default_server_entry(),
+        pids_cgroups=PidsCgroups.detect() if settings.model_max_processes > 0 else None,
     )
     return Orchestrator(
         crunch_id=settings.crunch_id,
