@@ -243,5 +243,5 @@ async def snapshots(
             created_at=row.created_at,
             entries=list(row.entries_jsonb),
         )
-        for row in await context.reports.snapshots(board, limit)
+        for row in await context.database.leaderboards.history(board, limit)
     ]

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crunch_engine.db.tables import LeaderboardRow, ModelScoreRow, PredictionRow, ScoreBucketRow
+from crunch_engine.db.tables import ModelScoreRow, PredictionRow, ScoreBucketRow
 from crunch_engine.timeutil import ensure_utc, parse_iso
 
 
@@ -109,17 +109,6 @@ class ReportQueries:
             rows = list((await session.scalars(newest)).all())
         rows.reverse()
         return rows
-
-    async def snapshots(self, leaderboard_key: str, limit: int) -> list[LeaderboardRow]:
-        """The ``limit`` newest leaderboard snapshots, NEWEST first."""
-        statement = (
-            select(LeaderboardRow)
-            .where(LeaderboardRow.leaderboard_key == leaderboard_key)
-            .order_by(LeaderboardRow.created_at.desc(), LeaderboardRow.id.desc())
-            .limit(limit)
-        )
-        async with self._sessions() as session:
-            return list((await session.scalars(statement)).all())
 
     async def score_buckets_between(
         self,
