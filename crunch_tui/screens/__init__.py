@@ -1,0 +1,1 @@
+"""One screen per view (screen modes) plus the help and starting screens."""
