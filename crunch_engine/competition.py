@@ -100,7 +100,7 @@ def make_node_importable() -> None:
 
 
 def load_competition(settings: Settings, environ: Mapping[str, str]) -> Competition:
-    pack, spec = load_pack_with_spec(settings.pack, settings.spec)
+    pack, spec = load_pack_with_spec(settings.pack, settings.spec, settings.schedule_file)
     choices = choose_slots(pack, spec, settings, environ)
     make_node_importable()
     resolved: dict[SlotName, ResolvedSlot] = {}

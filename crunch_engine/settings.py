@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     spec: Path | None = None
     """Optional spec.json merged over the pack, slot by slot and config by config."""
 
+    schedule_file: Path = Path("config/scheduled_prediction_configs.json")
+    """Optional JSON array of scheduled prediction configs, merged over the pack's (and
+    the spec's) config by config on ``scope_key``; used when the file exists."""
+
     callables_file: Path = Path("config/callables.env")
     """Optional ``SLOT=package.module:attr`` lines; used when the file exists."""
 

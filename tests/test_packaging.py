@@ -46,7 +46,12 @@ def test_wheel_ships_packs_and_migrations(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert [p["id"] for p in json.loads(result.stdout)] == ["baseline", "demo", "realtime", "tournament"]
+    assert [p["id"] for p in json.loads(result.stdout)] == [
+        "baseline",
+        "demo",
+        "realtime",
+        "tournament",
+    ]
     check = subprocess.run(
         [
             sys.executable,

@@ -32,7 +32,9 @@ def check(
 
     settings = load_settings_or_exit(pack=pack, spec=spec, callables_file=callables_file)
     with reported_errors():
-        manifest, spec_model = load_pack_with_spec(settings.pack, settings.spec)
+        manifest, spec_model = load_pack_with_spec(
+            settings.pack, settings.spec, settings.schedule_file
+        )
         choices = choose_slots(manifest, spec_model, settings, os.environ)
     make_node_importable()
     table = Table(title=f"Slots ({manifest.id})")
@@ -53,7 +55,8 @@ def check(
     configs = ", ".join(
         f"{c.scope_key} every {c.schedule.every_seconds}s" for c in manifest.active_configs
     )
-    console.print(f"schedules: {configs or 'none active'}")
+    schedule_note = f" (from {settings.schedule_file})" if settings.schedule_file.is_file() else ""
+    console.print(f"schedules: {configs or 'none active'}{schedule_note}")
     if failures:
         lines = [f"{f.slot}={f.path} (from {f.source}): {f.reason}" for f in failures]
         fail(f"{len(failures)} slot(s) failed:\n  " + "\n  ".join(lines), 2)

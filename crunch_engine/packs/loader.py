@@ -149,14 +149,33 @@ def load_spec(path: Path) -> PackSpec:
     return _validate(PackSpec, data, str(path))
 
 
+def load_schedule(path: Path) -> PackSpec:
+    """A schedule file: a JSON array of scheduled prediction configs, as a spec."""
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise ConfigError(
+            f"{path}: expected a JSON array of scheduled prediction configs, "
+            f"got {type(data).__name__}"
+        )
+    return _validate(PackSpec, {"scheduled_prediction_configs": data}, str(path))
+
+
 def load_pack_with_spec(
-    name_or_path: str, spec_path: Path | None
+    name_or_path: str, spec_path: Path | None, schedule_path: Path | None = None
 ) -> tuple[PackManifest, PackSpec | None]:
-    """The pack, with the spec merged over it when one is given (and the spec itself)."""
+    """The pack, with the spec then the schedule file merged over it when given (and the
+    spec itself)."""
     pack_path, data = load_pack_data(name_or_path)
     pack = _validate(PackManifest, data, str(pack_path))  # the pack alone must be valid
-    if spec_path is None:
-        return pack, None
-    spec = load_spec(spec_path)
-    merged = merge_spec(data, spec)
-    return _validate(PackManifest, merged, f"{pack_path} merged with {spec_path}"), spec
+    sources = [str(pack_path)]
+    spec = None
+    if spec_path is not None:
+        spec = load_spec(spec_path)
+        data = merge_spec(data, spec)
+        sources.append(str(spec_path))
+    if schedule_path is not None and schedule_path.is_file():
+        data = merge_spec(data, load_schedule(schedule_path))
+        sources.append(str(schedule_path))
+    if len(sources) == 1:
+        return pack, spec
+    return _validate(PackManifest, data, " merged with ".join(sources)), spec

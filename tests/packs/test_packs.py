@@ -37,7 +37,8 @@ def test_three_packs_ship_and_wire_all_ten_slots() -> None:
 
 def test_unknown_pack_lists_the_known_ones() -> None:
     with pytest.raises(
-        ConfigError, match="unknown pack 'nope': known packs are baseline, demo, realtime, tournament"
+        ConfigError,
+        match="unknown pack 'nope': known packs are baseline, demo, realtime, tournament",
     ):
         load_pack("nope")
 
@@ -141,3 +142,26 @@ def test_bad_spec_is_reported_against_the_spec_file(tmp_path: Path) -> None:
         "merged with" in message
         and "$.scheduled_prediction_configs[1].schedule: Field required" in message
     )
+
+
+def test_a_schedule_file_merges_over_pack_and_spec(tmp_path: Path) -> None:
+    spec = write(
+        tmp_path / "spec.json",
+        json.dumps({"scheduled_prediction_configs": [{"scope_key": "btc-up-300s", "order": 3}]}),
+    )
+    schedule = write(
+        tmp_path / "scheduled_prediction_configs.json",
+        json.dumps([{"scope_key": "btc-up-300s", "schedule": {"every_seconds": 20}}]),
+    )
+    pack, _ = load_pack_with_spec("baseline", spec, schedule)
+    (config,) = pack.scheduled_prediction_configs
+    assert (config.schedule.every_seconds, config.order) == (20, 3)  # file, then spec
+    assert config.scope_template["horizon_seconds"] == 300  # kept from the pack
+    # A missing file is simply not used; a bad one names itself.
+    assert load_pack_with_spec("baseline", None, tmp_path / "absent.json")[0].id == "baseline"
+    bad = write(tmp_path / "bad.json", json.dumps({"scope_key": "x"}))
+    with pytest.raises(ConfigError, match=r"bad\.json: expected a JSON array"):
+        load_pack_with_spec("baseline", None, bad)
+    wrong = write(tmp_path / "wrong.json", json.dumps([{"scope_key": "btc-up-300s", "x": 1}]))
+    with pytest.raises(ConfigError, match=r"wrong\.json"):
+        load_pack_with_spec("baseline", None, wrong)

@@ -144,6 +144,7 @@ def test_workspace_holds_two_committed_repos(rendered: Callable[[str], Path], pa
         f"{NODE}/requirements.txt",
         f"{NODE}/config/callables.env",
         f"{NODE}/config/pack.json",
+        f"{NODE}/config/scheduled_prediction_configs.json",
         f"{NODE}/scripts/verify.py",
     ):
         assert (workspace / path).is_file(), path
@@ -296,6 +297,7 @@ def test_node_config_check_and_tests_pass(rendered: Callable[[str], Path], pack:
     check = run([CRUNCH, "config", "check"], node, env=clean_env(COLUMNS="200"))
     assert "configuration OK" in check.stdout
     assert check.stdout.count("config/callables.env") >= 10
+    assert "(from config/scheduled_prediction_configs.json)" in check.stdout
     tests = run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         node,
