@@ -1,4 +1,4 @@
-"""One real `crunch serve` per backend for the whole test session (it takes ~40 s to
+"""One real `crunch serve` per backend for the tests of this package (it takes ~40 s to
 produce a leaderboard on the offline demo), shared by the API, fuzz and browser tests."""
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ def _run(tmp_path_factory: pytest.TempPathFactory, name: str, **env: str) -> Ite
         assert code == 0, f"crunch serve exited {code}:\n{server.output()[-3000:]}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     yield from _run(tmp_path_factory, "sqlite")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def postgresql_server(
     tmp_path_factory: pytest.TempPathFactory, postgres_server: TemporaryPostgres
 ) -> Iterator[LiveServer]:
@@ -35,6 +35,6 @@ def postgresql_server(
     yield from _run(tmp_path_factory, "postgresql", CRUNCH_DATABASE_URL=postgres_server.url(name))
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="package", params=["sqlite", "postgresql"])
 def live_server(request: pytest.FixtureRequest) -> LiveServer:
     return request.getfixturevalue(f"{request.param}_server")

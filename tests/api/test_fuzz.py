@@ -14,7 +14,7 @@ from tests.api.live import LiveServer
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api_schema(live_server: LiveServer) -> schemathesis.BaseSchema:
     return schemathesis.openapi.from_url(f"{live_server.url}/openapi.json")
 

@@ -327,4 +327,4 @@ async def test_scrubbed_environment_and_resource_limits(
         assert process.rlimit(psutil.RLIMIT_NOFILE) == (200, 200)
         assert process.rlimit(psutil.RLIMIT_NPROC) == (50, 50)
         assert os.getpgid(process.pid) == process.pid, "not its own process group"
-        assert model_servers() == [process]
+        assert model_servers(settings.models_dir) == [process]

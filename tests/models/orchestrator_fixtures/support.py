@@ -134,16 +134,24 @@ async def wait_until(
     raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
-def model_servers(root: int | None = None) -> list[psutil.Process]:
-    """Live model-server processes below ``root`` (default: this test process)."""
+def model_servers(models_dir: Path, root: int | None = None) -> list[psutil.Process]:
+    """Live model-server processes below ``root`` (default: this test process) serving a
+    submission of ``models_dir``.
+
+    Scoped to the folder because the session's shared ``crunch serve`` fixtures (API and
+    browser tests) run their own demo models below this process too."""
     parent = psutil.Process(root) if root else psutil.Process()
     found = []
     for child in parent.children(recursive=True):
         try:
-            if child.status() != psutil.STATUS_ZOMBIE and "--code-dir" in child.cmdline():
-                found.append(child)
+            argv = child.cmdline()
+            if child.status() == psutil.STATUS_ZOMBIE or "--code-dir" not in argv:
+                continue
         except psutil.NoSuchProcess:
             continue
+        code_dir = Path(argv[argv.index("--code-dir") + 1]).resolve()
+        if code_dir.is_relative_to(models_dir.resolve()):
+            found.append(child)
     return found
 
 
@@ -289,7 +297,7 @@ async def running_orchestrator(
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
-        leftovers = model_servers()
+        leftovers = model_servers(settings.models_dir)
         assert not leftovers, f"model processes survived shutdown: {leftovers}"
 
 
