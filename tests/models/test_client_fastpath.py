@@ -56,10 +56,14 @@ async def test_a_sequence_is_pipelined_and_means_the_same_as_separate_calls(
     assert predict["raiser"].status is CallStatus.FAILED
     assert predict["momentum"].result["p_up"] > 0.99
     assert piped[0]["ghost"].status is CallStatus.ABSENT
-    for per_call in piped:
+    for position, per_call in enumerate(piped):
         for result in per_call.values():
             if result.status is not CallStatus.ABSENT:
-                assert 5 < result.exec_time_us < 2_000_000  # microseconds, per call
+                # Microseconds, per call. The first call is a loopback round trip; a later
+                # one is the time since the previous answer, which can be ~0 when both
+                # answers arrived in the same read.
+                lowest = 5 if position == 0 else 0
+                assert lowest <= result.exec_time_us < 2_000_000
                 assert result.deployment_id == f"{result.model_id}_1"
     assert fast.health()["raiser"].counts == slow.health()["raiser"].counts
     assert fast.health()["raiser"].counts == {"SUCCESS": 1, "FAILED": 2}
