@@ -7,7 +7,9 @@ names the variable, what was expected and what was given.
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -222,8 +224,54 @@ def _describe(error: dict) -> str:
     return f"{name}: {message} (got {got!r})"
 
 
+def known_env_names() -> set[str]:
+    """Every ``CRUNCH_*`` name the engine reads (settings and feed settings)."""
+    from crunch_engine.feeds.settings import feed_env_names
+
+    return set(settings_env_names()) | set(feed_env_names())
+
+
+def _env_file_values(path: Path) -> Mapping[str, str | None]:
+    from dotenv import dotenv_values
+
+    return dotenv_values(path) if path.is_file() else {}
+
+
+def unknown_key_errors(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Misspelt ``CRUNCH_*`` keys, which would otherwise be ignored without a word.
+
+    Every unknown ``CRUNCH_*`` key in a ``.env`` file is an error (the file is ours);
+    in the process environment only a near miss of a real name is (other tools may
+    own other ``CRUNCH_`` variables).
+    """
+    known = known_env_names()
+    errors = []
+
+    def suggestion(key: str) -> str:
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.8)
+        return f"; did you mean {close[0]}?" if close else ""
+
+    for name in ENV_FILES:
+        path = Path(name)
+        for key in _env_file_values(path):
+            upper = key.upper()
+            if upper.startswith(ENV_PREFIX) and upper not in known:
+                errors.append(
+                    f"{upper} in {path.resolve()}: not a setting{suggestion(upper)} "
+                    "(`crunch config check` lists them all)"
+                )
+    for key in os.environ if environ is None else environ:
+        upper = key.upper()
+        if upper.startswith(ENV_PREFIX) and upper not in known and suggestion(upper):
+            errors.append(f"{upper} in the environment: not a setting{suggestion(upper)}")
+    return errors
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read and validate the settings; a bad value raises ``ConfigError`` naming the key."""
+    unknown = unknown_key_errors()
+    if unknown:
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(unknown))
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

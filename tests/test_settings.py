@@ -56,3 +56,27 @@ def test_bad_values_name_the_variable_and_hide_secrets(monkeypatch: pytest.Monke
 
 def test_redact_url() -> None:
     assert redact_url("postgresql+asyncpg://a:b@h/d") == "postgresql+asyncpg://a:***@h/d"
+
+
+def test_a_misspelt_key_in_a_dotenv_file_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("CRUNCH_PACK=realtime\nCRUNCH_DATABSE_URL=postgresql://x/y\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "CRUNCH_DATABSE_URL" in message
+    assert str(tmp_path / ".env") in message
+    assert "did you mean CRUNCH_DATABASE_URL?" in message
+
+
+def test_a_near_miss_in_the_environment_is_refused_others_are_not(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CRUNCH_SOMEONE_ELSES_TOKEN", "x")  # another tool's variable
+    assert load_settings().pack == "demo"
+    monkeypatch.setenv("CRUNCH_FEED_PROVDER", "binance")
+    with pytest.raises(ConfigError, match="did you mean CRUNCH_FEED_PROVIDER"):
+        load_settings()

@@ -5,10 +5,16 @@ upgrade; without it they answer 401. Auth failures become ``FeedAuthError`` with
 message that names the setting, 429 is retried after ``Retry-After`` (Hermes bans for
 60 s), and every request goes through a limiter that keeps under the public 30
 requests per 10 s. A malformed price entry is logged with its content and skipped.
+
+The old ``hermes.pyth.network`` host redirects to its successor, and httpx drops the
+``Authorization`` header on any cross-origin redirect. A request hook puts the key
+back only when the redirect stays on the configured host or its domain (so a key is
+never handed to a stranger), and the first redirect logs the URL to configure.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -71,6 +77,27 @@ def parse_prices(payload: Any) -> list[PythPrice]:
     return prices
 
 
+def trusted_domain(host: str) -> str:
+    """The part of ``host`` a redirect may move within and keep the API key.
+
+    An IP address or a single-label host is trusted only as itself; a name trusts its
+    registered domain (``hermes.pyth.network`` trusts ``*.pyth.network``).
+    """
+    host = host.lower().rstrip(".")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        labels = host.split(".")
+        return ".".join(labels[-2:]) if len(labels) >= 2 else host
+    return host
+
+
+def may_carry_key(base_host: str, target_host: str) -> bool:
+    target = target_host.lower().rstrip(".")
+    domain = trusted_domain(base_host)
+    return target == domain or target.endswith("." + domain)
+
+
 class HermesClient:
     """The Hermes endpoints the feed uses, with auth, retries and throttling."""
 
@@ -87,9 +114,15 @@ class HermesClient:
         requests_per_10s: int = 30,
     ) -> None:
         headers = {"Accept": "application/json"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
+        self._authorization = f"Bearer {api_key}" if api_key else None
+        if self._authorization:
+            headers["Authorization"] = self._authorization
         self.base_url = base_url.rstrip("/")
+        base = httpx.URL(self.base_url)
+        self._base_host = base.host
+        self._base_origin = (base.scheme, base.host, base.port)
+        self.redirected_to: str | None = None
+        self.key_withheld_from: str | None = None
         self._clock = clock
         self._timeout = timeout
         self._max_retries = max_retries
@@ -101,8 +134,32 @@ class HermesClient:
             headers=headers,
             timeout=timeout,
             follow_redirects=True,
+            event_hooks={"request": [self._on_request]},
         )
         self.has_key = bool(api_key)
+
+    async def _on_request(self, request: httpx.Request) -> None:
+        """Runs for every hop of a redirect chain; keeps the key on trusted hops only."""
+        url = request.url
+        host = url.host
+        if (url.scheme, host, url.port) == self._base_origin:
+            return
+        origin = f"{url.scheme}://{url.netloc.decode('ascii')}"
+        if self.redirected_to != origin:
+            self.redirected_to = origin
+            logger.warning(
+                "feed=pyth %s redirects to %s: set CRUNCH_FEED_PYTH_BASE_URL=%s",
+                self.base_url,
+                origin,
+                origin,
+            )
+        if not self._authorization or "Authorization" in request.headers:
+            return
+        downgrade = self._base_origin[0] == "https" and url.scheme != "https"
+        if not downgrade and may_carry_key(self._base_host, host):
+            request.headers["Authorization"] = self._authorization
+        else:
+            self.key_withheld_from = origin
 
     @staticmethod
     def _ids(ids: Sequence[str]) -> list[tuple[str, str]]:
@@ -112,11 +169,16 @@ class HermesClient:
         """The error for a status the caller must not retry blindly (None if retryable)."""
         status = response.status_code
         if status == 401:
-            hint = (
-                "the API key was not accepted"
-                if self.has_key
-                else "Hermes price endpoints need an API key: set CRUNCH_FEED_PYTH_API_KEY"
-            )
+            if self.key_withheld_from:
+                hint = (
+                    f"{self.base_url} redirected to {self.key_withheld_from}, another "
+                    "domain, so the API key was not sent there; if that host is "
+                    f"genuine set CRUNCH_FEED_PYTH_BASE_URL={self.key_withheld_from}"
+                )
+            elif self.has_key:
+                hint = "the API key was not accepted"
+            else:
+                hint = "Hermes price endpoints need an API key: set CRUNCH_FEED_PYTH_API_KEY"
             return FeedAuthError(f"pyth: HTTP 401 from {response.request.url.path}: {hint}")
         if status == 403:
             return FeedAuthError(
