@@ -97,6 +97,18 @@ def test_predictions_are_paginated_newest_first(live_server: LiveServer) -> None
         assert only and {p["model_id"] for p in only} == {"noisy"}
 
 
+def test_unknown_project_ids(live_server: LiveServer) -> None:
+    """A typo is a 404 naming the id; a removed model among known ones is not."""
+    with live_server.client() as client:
+        for path in ("/reports/predictions", "/reports/models/global", "/reports/models/params"):
+            typo = client.get(path, params={"projectIds": "nosiy"})
+            assert typo.status_code == 404, path
+            assert "nosiy" in typo.json()["detail"] and "/reports/models" in typo.json()["detail"]
+        mixed = client.get("/reports/predictions", params={"projectIds": "noisy,gone"})
+        assert mixed.status_code == 200
+        assert mixed.json() and {p["model_id"] for p in mixed.json()} == {"noisy"}
+
+
 def test_feeds_and_tail(live_server: LiveServer) -> None:
     with live_server.client() as client:
         feeds = client.get("/reports/feeds").json()

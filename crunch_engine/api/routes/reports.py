@@ -113,6 +113,24 @@ def _model_out(model: ModelRow) -> ModelOut:
     )
 
 
+async def known_ids(context: ApiContext, ids: list[str] | None) -> list[str] | None:
+    """``projectIds`` with at least one registered model; none known is a 404.
+
+    Some unknown among known ones is fine: a model removed since the page loaded must
+    not blank every chart of a polling web UI.
+    """
+    if not ids:
+        return ids
+    registered = {model.id for model in await context.database.models.list()}
+    if registered.isdisjoint(ids):
+        shown = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"no model with id {shown} (GET /reports/models lists the models)",
+        )
+    return ids
+
+
 @public.get("/reports/models", response_model=list[ModelOut])
 async def models(context: ApiContext = Depends(get_context)) -> list[ModelOut]:
     return [_model_out(model) for model in await context.database.models.list()]
@@ -128,7 +146,11 @@ async def models_global(
     board = _board_key(context, key)
     scoring = context.competition.pack.scoring
     rows = await context.reports.model_scores_between(
-        board, model_ids=query.model_ids, start=query.start, end=query.end, limit=SERIES_LIMIT
+        board,
+        model_ids=await known_ids(context, query.model_ids),
+        start=query.start,
+        end=query.end,
+        limit=SERIES_LIMIT,
     )
     primary = f"score_{scoring.rank_by}"
     out = []
@@ -161,7 +183,10 @@ async def models_params(
         for config in context.competition.pack.scheduled_prediction_configs
     }
     rows = await context.reports.score_buckets_between(
-        model_ids=query.model_ids, start=query.start, end=query.end, limit=SERIES_LIMIT
+        model_ids=await known_ids(context, query.model_ids),
+        start=query.start,
+        end=query.end,
+        limit=SERIES_LIMIT,
     )
     out = []
     for row in rows:
@@ -199,7 +224,7 @@ async def predictions(
     except CursorError as error:
         raise bad_request(str(error)) from None
     rows, following = await context.reports.predictions_page(
-        model_ids=parse_ids(projectIds),
+        model_ids=await known_ids(context, parse_ids(projectIds)),
         start=start_at,
         end=end_at,
         limit=limit,
