@@ -22,6 +22,8 @@ from crunch_engine.timeutil import ensure_utc, to_iso
 logger = logging.getLogger(__name__)
 
 RECOVERY_RETRY = timedelta(seconds=60)
+RECOVERY_MEMORY = 1024
+"""Remembered recovery attempts before stale ones (over a minute old) are dropped."""
 DEFAULT_STALENESS_FRACTION = 0.2
 
 
@@ -66,6 +68,9 @@ class Tape:
         self._recovery_attempts: dict[tuple[str, datetime], datetime] = {}
         self.recoveries = 0
         """How many times the feed was asked for a missing window (for tests and logs)."""
+        self.last_miss: str | None = None
+        """Why the latest lookup found no price: the score worker records it as the
+        reason when a resolver built on ``price_at`` answers None."""
 
     def series(self, asset: str) -> SeriesKey:
         return SeriesKey(self.provider, asset, self.kind, self.granularity)
@@ -92,20 +97,23 @@ class Tape:
         at = ensure_utc(at)
         max_age = self.max_age(horizon_seconds)
         if at > self.clock.now():
-            return PriceLookup(None, f"{to_iso(at)} is in the future")
+            return self._miss(f"{to_iso(at)} is in the future")
         found = await self._read(asset, at, max_age)
         if found is not None:
             return PriceLookup(found)
-        recovered = await self._recover(asset, at, max_age)
+        recovered, note = await self._recover(asset, at, max_age)
         if recovered:
             found = await self._read(asset, at, max_age)
             if found is not None:
                 return PriceLookup(found, recovered=True)
-        return PriceLookup(
-            None,
+        return self._miss(
             f"no {self.kind} of {asset} ({self.provider}, {self.granularity}) with a price "
-            f"between {to_iso(at - max_age)} and {to_iso(at)}",
+            f"between {to_iso(at - max_age)} and {to_iso(at)}" + (f"; {note}" if note else "")
         )
+
+    def _miss(self, reason: str) -> PriceLookup:
+        self.last_miss = reason
+        return PriceLookup(None, reason)
 
     async def _read(self, asset: str, at: datetime, max_age: timedelta) -> PricePoint | None:
         # A candle opened at ts covers [ts, ts + step): it is closed at ``at`` only when
@@ -116,16 +124,30 @@ class Tape:
         )
         return record_price(record, self.step) if record is not None else None
 
-    async def _recover(self, asset: str, at: datetime, max_age: timedelta) -> bool:
-        """Fetch the missing window from the feed and store it; at most once a minute."""
-        if self.feed is None:
-            return False
-        key = (asset, at)
-        now = self.clock.now()
+    def _may_retry(self, key: tuple[str, datetime], now: datetime) -> bool:
+        """At most one fetch per window a minute; attempts older than that are forgotten
+        so the map stays as small as the number of windows missed in the last minute."""
         last = self._recovery_attempts.get(key)
         if last is not None and now - last < RECOVERY_RETRY:
             return False
+        if len(self._recovery_attempts) >= RECOVERY_MEMORY:
+            self._recovery_attempts = {
+                k: t for k, t in self._recovery_attempts.items() if now - t < RECOVERY_RETRY
+            }
         self._recovery_attempts[key] = now
+        return True
+
+    async def _recover(
+        self, asset: str, at: datetime, max_age: timedelta
+    ) -> tuple[bool, str | None]:
+        """Fetch the missing window from the feed and store it; at most once a minute.
+
+        Returns whether anything was stored, and a note on why not for the reason."""
+        if self.feed is None:
+            return False, None
+        now = self.clock.now()
+        if not self._may_retry((asset, at), now):
+            return False, "the feed was asked for this window under a minute ago"
         shift = self.step if self.kind == "candle" else timedelta(0)
         request = FeedFetchRequest(
             asset=asset,
@@ -139,7 +161,7 @@ class Tape:
             records = await self.feed.fetch(request)
         except FeedError as exc:
             logger.warning("tape recovery feed=%s asset=%s failed: %s", self.provider, asset, exc)
-            return False
+            return False, f"fetching it from the feed failed: {exc}"
         closed = [r for r in records if r.ts_event + shift <= now]
         if closed:
             # Recovery fills a hole in the past: it must not move the watermark over a gap.
@@ -152,4 +174,4 @@ class Tape:
             to_iso(request.end),
             len(closed),
         )
-        return bool(closed)
+        return bool(closed), None if closed else "the feed had no closed record for it either"

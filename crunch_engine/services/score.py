@@ -162,6 +162,8 @@ class ScoreService:
         )
         cached = truths.get(key, _UNKNOWN)
         if cached is _UNKNOWN:
+            if self.tape is not None:
+                self.tape.last_miss = None
             try:
                 cached = await self._resolver(
                     prediction={
@@ -178,6 +180,8 @@ class ScoreService:
             except Exception as exc:
                 logger.exception("GROUND_TRUTH_RESOLVER failed for %s", prediction.id)
                 cached = _Failure(f"GROUND_TRUTH_RESOLVER raised {type(exc).__name__}: {exc}")
+            if cached is None and self.tape is not None and self.tape.last_miss:
+                cached = _Failure(f"ground truth not available yet: {self.tape.last_miss}")
             truths[key] = cached
         if isinstance(cached, _Failure):
             return None, cached.reason

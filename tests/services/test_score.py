@@ -105,6 +105,8 @@ async def test_stale_data_is_refused_then_marked_unresolved(database: Database) 
     assert first.still_pending == 1 and first.scored == 0
     row = (await rows_by_model(database))["m"]
     assert row.score_status == "PENDING" and row.resolve_attempts == 1 and row.score_value is None
+    # the tape's own reason reaches the row: which series, which window
+    assert "no candle of BTC (test, 1m) with a price between" in row.score_failed_reason
     clock.advance(3600)
     final = await service.score_due(clock.now())
     assert final.unresolved == 1

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from crunch_engine.db.database import Database
-from crunch_engine.feeds.base import FeedFetchRequest, ManualClock
+from crunch_engine.feeds.base import FeedError, FeedFetchRequest, ManualClock
 from crunch_engine.feeds.contracts import MarketRecord
 from crunch_engine.feeds.providers.synthetic import SyntheticFeed
-from crunch_engine.feeds.tape import Tape
+from crunch_engine.feeds.tape import RECOVERY_MEMORY, Tape
 from crunch_engine.services.ingestion import LiveWriter, MarketIngestion
 
 NOW = datetime(2026, 11, 23, 12, 0, 30, tzinfo=UTC)
@@ -138,3 +138,42 @@ async def test_tape_refuses_stale_or_missing_data(database: Database) -> None:
     assert future.point is None and "in the future" in (future.reason or "")
     # The max age follows the horizon: a 6-hour horizon tolerates a 30-minute-old price.
     assert await tape.price_at("BTC", NOW, horizon_seconds=6 * 3600) is not None
+
+
+class BrokenFeed(CountingFeed):
+    """A feed whose every fetch fails the way a provider outage does."""
+
+    async def fetch(self, request: FeedFetchRequest) -> Sequence[MarketRecord]:
+        self.requests.append(request)
+        raise FeedError("binance: HTTP 503 after 6 attempts")
+
+
+async def test_a_failed_recovery_says_why_and_is_not_retried_within_a_minute(
+    database: Database,
+) -> None:
+    clock = ManualClock(NOW)
+    feed = BrokenFeed(clock)
+    tape = Tape(database.market, provider=feed.provider, feed=feed, clock=clock)
+    at = NOW - timedelta(hours=2)
+    lookup = await tape.lookup_price("BTC", at, horizon_seconds=300)
+    assert lookup.point is None
+    assert "no candle of BTC" in (lookup.reason or "")
+    assert "fetching it from the feed failed: binance: HTTP 503" in (lookup.reason or "")
+    assert tape.last_miss == lookup.reason
+    again = await tape.lookup_price("BTC", at, horizon_seconds=300)
+    assert "asked for this window under a minute ago" in (again.reason or "")
+    assert len(feed.requests) == 1
+    clock.advance(61)
+    await tape.lookup_price("BTC", at, horizon_seconds=300)
+    assert len(feed.requests) == 2
+
+
+async def test_remembered_recovery_attempts_stay_bounded(database: Database) -> None:
+    clock = ManualClock(NOW)
+    feed = BrokenFeed(clock)
+    tape = Tape(database.market, provider=feed.provider, feed=feed, clock=clock)
+    for minute in range(3 * RECOVERY_MEMORY):  # a long outage: a new window every call
+        clock.advance(1)
+        await tape.lookup_price("BTC", NOW - timedelta(hours=30, minutes=minute))
+    assert len(feed.requests) == 3 * RECOVERY_MEMORY
+    assert len(tape._recovery_attempts) <= RECOVERY_MEMORY
