@@ -211,13 +211,41 @@ class LiveWriter:
                 return
             batch = self._pending
             self._pending = []
-            try:
-                await self._repair_gaps(batch)
-                self.written += await self.ingestion.market.upsert(batch)
-            except Exception:
-                self._pending = batch + self._pending
-                raise
+            segments = self._segments(batch)
+            while segments:
+                try:
+                    await self._repair_gaps(segments[0])
+                    self.written += await self.ingestion.market.upsert(segments[0])
+                except Exception:
+                    self._pending = [r for segment in segments for r in segment] + self._pending
+                    raise
+                segments.pop(0)
             logger.debug("live feed=%s stored=%d", batch[0].provider, len(batch))
+
+    def _segments(self, batch: list[MarketRecord]) -> list[list[MarketRecord]]:
+        """The batch cut at every hole between consecutive candles of one asset.
+
+        Written in order, each segment's gap repair runs against a watermark that
+        already covers the segment before it, so a hole inside one batch (a drop and
+        a reconnect within one flush) is backfilled too, never jumped over.
+        """
+        if self.ingestion.kind != "candle":
+            return [batch]
+        step = self.ingestion.step
+        segments: list[list[MarketRecord]] = []
+        by_asset: dict[str, list[MarketRecord]] = {}
+        for record in batch:
+            by_asset.setdefault(record.asset, []).append(record)
+        for records in by_asset.values():
+            records.sort(key=lambda r: r.ts_event)
+            current = [records[0]]
+            for record in records[1:]:
+                if record.ts_event - current[-1].ts_event > step:
+                    segments.append(current)
+                    current = []
+                current.append(record)
+            segments.append(current)
+        return segments
 
     async def _repair_gaps(self, batch: list[MarketRecord]) -> None:
         step = self.ingestion.step

@@ -177,3 +177,29 @@ async def test_remembered_recovery_attempts_stay_bounded(database: Database) -> 
         await tape.lookup_price("BTC", NOW - timedelta(hours=30, minutes=minute))
     assert len(feed.requests) == 3 * RECOVERY_MEMORY
     assert len(tape._recovery_attempts) <= RECOVERY_MEMORY
+
+
+async def test_live_writer_fills_a_hole_inside_one_batch(database: Database) -> None:
+    """A drop and a reconnect between two flushes: the batch itself has a hole."""
+    clock = ManualClock(NOW)
+    feed = CountingFeed(clock)
+    ingestion = MarketIngestion(database.market, feed, clock=clock)
+    await ingestion.backfill("BTC", NOW - timedelta(hours=1))
+    clock.advance(30 * 60)
+    before = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # right after the watermark
+    after = datetime(2026, 11, 23, 12, 20, tzinfo=UTC)  # 19 candles later
+    live = [
+        *await feed.inner.fetch(FeedFetchRequest("BTC", "candle", "1m", before, before)),
+        *await feed.inner.fetch(FeedFetchRequest("BTC", "candle", "1m", after, after)),
+    ]
+    writer = LiveWriter(ingestion, batch_size=10)
+    for record in live:
+        await writer.on_record(record)
+    await writer.flush()
+    records = await database.market.window(
+        ingestion.series("BTC"), NOW - timedelta(hours=2), clock.now()
+    )
+    stamps = [r.ts_event for r in records]
+    assert all(b - a == MINUTE for a, b in itertools.pairwise(stamps)), "hole jumped over"
+    assert stamps[-1] == after
+    assert await database.market.watermark(ingestion.series("BTC")) == after
