@@ -35,6 +35,23 @@ def test_candle_builder_closes_on_next_interval_and_on_time() -> None:
     assert [c.ts_event for c in builder.close_due(at(122))] == [T0 + timedelta(minutes=1)]
 
 
+def test_a_candle_that_starts_mid_interval_is_left_for_the_backfill() -> None:
+    """The first tick after start (or after an outage) at :37 cannot make a true candle."""
+    builder = CandleBuilder("pyth", "1m", timedelta(minutes=1), grace=timedelta(seconds=2))
+    assert builder.add("BTC", at(37), 10.0) == []
+    assert builder.add("BTC", at(50), 12.0) == []
+    assert builder.add("BTC", at(60.4), 11.0) == []  # the partial minute is not emitted
+    assert builder.skipped_partial == 1
+    closed = builder.add("BTC", at(121), 13.0)  # a tick just after the boundary: whole
+    assert [c.ts_event for c in closed] == [T0 + timedelta(minutes=1)]
+    assert closed[0].values["open"] == 11.0
+    # an outage: nothing for minutes, then a tick 30 s into an interval
+    assert builder.close_due(at(183)) != []
+    assert builder.add("BTC", at(630), 14.0) == []
+    assert builder.close_due(at(663)) == []
+    assert builder.skipped_partial == 2
+
+
 async def test_rate_limiter_spreads_calls() -> None:
     clock = ManualClock(T0)
     limiter = RateLimiter(3, 10.0, clock)

@@ -87,6 +87,7 @@ class _Bucket:
     close: float
     ticks: int = 1
     last_tick: datetime | None = None
+    partial: bool = False
 
 
 @dataclass
@@ -97,6 +98,11 @@ class CandleBuilder:
     later interval arrives, or when ``close_due`` sees the clock past the end plus a
     grace period for late ticks. Ticks for an already emitted interval are dropped,
     since the emitted candle is final on the tape.
+
+    A candle whose first tick came well into its interval with no tick just before
+    it (the first after start or after an outage) would be stored as final with a
+    wrong open, high and low; it is skipped instead, so the tape has a hole there
+    that the live writer's gap repair backfills from the provider.
     """
 
     provider: str
@@ -105,7 +111,11 @@ class CandleBuilder:
     grace: timedelta = timedelta(seconds=2)
     _open: dict[str, _Bucket] = field(default_factory=dict)
     _emitted_until: dict[str, datetime] = field(default_factory=dict)
+    partial_after: timedelta = timedelta(seconds=5)
+    """Ticks this close to an interval's start (or to its end before) count as covering it."""
     dropped_late: int = 0
+    skipped_partial: int = 0
+    _last_tick: dict[str, datetime] = field(default_factory=dict)
 
     def add(self, asset: str, ts: datetime, price: float) -> list[MarketRecord]:
         """Feed one tick; returns the candles it closed (usually none or one)."""
@@ -118,10 +128,15 @@ class CandleBuilder:
         closed: list[MarketRecord] = []
         bucket = self._open.get(asset)
         if bucket is not None and bucket.start < start:
-            closed.append(self._finish(asset, bucket))
+            closed.extend(self._finish(asset, bucket))
             bucket = None
+        previous = self._last_tick.get(asset)
+        if previous is None or ts > previous:
+            self._last_tick[asset] = ts
         if bucket is None:
-            self._open[asset] = _Bucket(start, price, price, price, price, 1, ts)
+            uncovered = previous is None or start - previous > self.partial_after
+            partial = uncovered and ts - start > self.partial_after
+            self._open[asset] = _Bucket(start, price, price, price, price, 1, ts, partial)
         else:
             bucket.high = max(bucket.high, price)
             bucket.low = min(bucket.low, price)
@@ -136,21 +151,34 @@ class CandleBuilder:
         closed = []
         for asset, bucket in list(self._open.items()):
             if bucket.start + self.step + self.grace <= now:
-                closed.append(self._finish(asset, bucket))
+                closed.extend(self._finish(asset, bucket))
         return closed
 
-    def _finish(self, asset: str, bucket: _Bucket) -> MarketRecord:
+    def _finish(self, asset: str, bucket: _Bucket) -> list[MarketRecord]:
         del self._open[asset]
         self._emitted_until[asset] = bucket.start + self.step
-        return MarketRecord(
-            provider=self.provider,
-            asset=asset,
-            kind="candle",
-            granularity=self.granularity,
-            ts_event=bucket.start,
-            values=candle_values(bucket.open, bucket.high, bucket.low, bucket.close, 0.0),
-            meta={"source": "ticks", "ticks": bucket.ticks},
-        )
+        if bucket.partial:
+            self.skipped_partial += 1
+            logger.info(
+                "feed=%s asset=%s candle %s skipped: no tick in its first %ss "
+                "(left for the gap backfill)",
+                self.provider,
+                asset,
+                bucket.start.isoformat(),
+                self.partial_after.total_seconds(),
+            )
+            return []
+        return [
+            MarketRecord(
+                provider=self.provider,
+                asset=asset,
+                kind="candle",
+                granularity=self.granularity,
+                ts_event=bucket.start,
+                values=candle_values(bucket.open, bucket.high, bucket.low, bucket.close, 0.0),
+                meta={"source": "ticks", "ticks": bucket.ticks},
+            )
+        ]
 
 
 async def run_clocked(
