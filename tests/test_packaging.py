@@ -26,6 +26,14 @@ def test_wheel_ships_packs_and_migrations(tmp_path: Path) -> None:
         assert f"crunch_engine/_packs/{pack}/pack.json" in names
     assert "crunch_engine/db/migrations/env.py" in names
     assert any(n.startswith("crunch_engine/db/migrations/versions/0001") for n in names)
+    # the offline demo: real candles with their licence, the web UI, the TUI's styles
+    for data in ("BTCUSDT_1m.csv", "ADAUSDT_1m.csv", "LICENSE-tradetropy.txt"):
+        assert f"crunch_engine/feeds/data/{data}" in names
+    for static in ("index.html", "app.js", "app.css"):
+        assert f"crunch_engine/api/static/{static}" in names
+    assert "crunch_tui/app.tcss" in names
+    assert "crunch_engine/demo/models/models.yml" in names
+    assert "crunch_engine/demo/models/momentum/main.py" in names
 
     # Run from the unpacked wheel, far from the repository: the packs are found inside it.
     site = tmp_path / "site"

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from crunch_engine.db.repositories.market import MarketRepository
-from crunch_engine.feeds.base import Clock, DataFeed, FeedError, FeedFetchRequest, SystemClock
+from crunch_engine.feeds.base import (
+    Clock,
+    DataFeed,
+    FeedError,
+    FeedFetchRequest,
+    SystemClock,
+    floor_time,
+)
 from crunch_engine.feeds.base import parse_granularity as granularity_step
 from crunch_engine.feeds.contracts import SeriesKey, StoredMarketRecord
 from crunch_engine.slots.spec import PricePoint
@@ -25,6 +32,9 @@ RECOVERY_RETRY = timedelta(seconds=60)
 RECOVERY_MEMORY = 1024
 """Remembered recovery attempts before stale ones (over a minute old) are dropped."""
 DEFAULT_STALENESS_FRACTION = 0.2
+READ_AHEAD_CANDLES = 720
+"""Closed candles read in one query when a lookup misses the read-ahead chunk; the score
+worker walks time forward, so one query serves hundreds of cycles' ground truth."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +78,7 @@ class Tape:
         self._recovery_attempts: dict[tuple[str, datetime], datetime] = {}
         self.recoveries = 0
         """How many times the feed was asked for a missing window (for tests and logs)."""
+        self._chunks: dict[str, tuple[datetime, datetime, dict[datetime, StoredMarketRecord]]] = {}
         self.last_miss: str | None = None
         """Why the latest lookup found no price: the score worker records it as the
         reason when a resolver built on ``price_at`` answers None."""
@@ -119,10 +130,32 @@ class Tape:
         # A candle opened at ts covers [ts, ts + step): it is closed at ``at`` only when
         # ts + step <= at, and its close is fresh when ts + step >= at - max_age.
         shift = self.step if self.kind == "candle" else timedelta(0)
+        if self.kind == "candle":
+            cached = await self._read_ahead(asset, floor_time(at - shift, self.step))
+            if cached is not None and cached.ts_event >= at - shift - max_age:
+                return record_price(cached, self.step)
         record = await self.market.last_at_or_before(
             self.series(asset), at - shift, at - shift - max_age
         )
         return record_price(record, self.step) if record is not None else None
+
+    async def _read_ahead(self, asset: str, slot: datetime) -> StoredMarketRecord | None:
+        """The candle opened exactly at ``slot``, from a chunk of closed candles.
+
+        Only an exact slot is answered: it is the newest candle the lookup can want, so
+        no hole filled later could change the answer. A missing slot (a hole, or a
+        candle stored after the chunk was read) goes to the database as before.
+        """
+        chunk = self._chunks.get(asset)
+        if chunk is not None and chunk[0] <= slot <= chunk[1]:
+            return chunk[2].get(slot)
+        last_closed = floor_time(self.clock.now(), self.step) - self.step
+        end = min(slot + self.step * (READ_AHEAD_CANDLES - 1), last_closed)
+        if end < slot:
+            return None
+        records = await self.market.window(self.series(asset), slot, end)
+        self._chunks[asset] = (slot, end, {r.ts_event: r for r in records})
+        return self._chunks[asset][2].get(slot)
 
     def _may_retry(self, key: tuple[str, datetime], now: datetime) -> bool:
         """At most one fetch per window a minute; attempts older than that are forgotten

@@ -4,6 +4,7 @@ API, logs and their live SSE stream, model health."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from typing import Any
@@ -48,6 +49,34 @@ def test_processes_restart_and_unknown_names(live_server: LiveServer) -> None:
         assert missing.status_code == 404 and "known processes" in missing.json()["detail"]
         assert client.post("/control/processes/nope/restart").status_code == 404
         assert client.post("/control/processes/score/explode").status_code == 422
+        deadline = time.monotonic() + 20
+        while client.get("/control/processes/score").json()["state"] != "running":
+            assert time.monotonic() < deadline, "score did not come back"
+            time.sleep(0.5)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_stop_keeps_a_worker_down_until_start(live_server: LiveServer) -> None:
+    with live_server.client(headers=live_server.headers()) as client:
+        deadline = time.monotonic() + 20
+        while (before := client.get("/control/processes/score").json())["state"] != "running":
+            assert time.monotonic() < deadline, "score is not running"
+            time.sleep(0.5)
+        stopped = client.post("/control/processes/score/stop")
+        assert stopped.status_code == 200 and stopped.json()["state"] == "stopped"
+        assert not pid_alive(before["pid"]), "stop returned before the process was gone"
+        time.sleep(2)  # the supervisor must not bring a stopped worker back by itself
+        assert client.get("/control/processes/score").json()["state"] == "stopped"
+        started = client.post("/control/processes/score/start").json()
+        assert started["state"] in {"starting", "running"} and started["pid"] != before["pid"]
+        assert pid_alive(started["pid"])
         deadline = time.monotonic() + 20
         while client.get("/control/processes/score").json()["state"] != "running":
             assert time.monotonic() < deadline, "score did not come back"

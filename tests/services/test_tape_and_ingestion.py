@@ -6,7 +6,10 @@ import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import delete
+
 from crunch_engine.db.database import Database
+from crunch_engine.db.tables import MarketRecordRow
 from crunch_engine.feeds.base import FeedError, FeedFetchRequest, ManualClock
 from crunch_engine.feeds.contracts import MarketRecord
 from crunch_engine.feeds.providers.synthetic import SyntheticFeed
@@ -203,3 +206,52 @@ async def test_live_writer_fills_a_hole_inside_one_batch(database: Database) -> 
     assert all(b - a == MINUTE for a, b in itertools.pairwise(stamps)), "hole jumped over"
     assert stamps[-1] == after
     assert await database.market.watermark(ingestion.series("BTC")) == after
+
+
+async def test_read_ahead_serves_forward_lookups_and_never_hides_a_filled_hole(
+    database: Database,
+) -> None:
+    clock = ManualClock(NOW)
+    feed = CountingFeed(clock)
+    ingestion = MarketIngestion(database.market, feed, clock=clock)
+    await ingestion.backfill("BTC", NOW - timedelta(hours=3))
+    tape = Tape(database.market, provider=feed.provider, clock=clock)
+    series = tape.series("BTC")
+    calls = {"window": 0, "last": 0}
+    window, last = database.market.window, database.market.last_at_or_before
+
+    async def counted_window(*args, **kwargs):
+        calls["window"] += 1
+        return await window(*args, **kwargs)
+
+    async def counted_last(*args, **kwargs):
+        calls["last"] += 1
+        return await last(*args, **kwargs)
+
+    database.market.window = counted_window  # type: ignore[method-assign]
+    database.market.last_at_or_before = counted_last  # type: ignore[method-assign]
+    start = (NOW - timedelta(hours=2, minutes=30)).replace(second=0)
+    for minute in range(100):  # a score worker walking forward through 100 cycles
+        at = start + minute * MINUTE
+        point = await tape.price_at("BTC", at, horizon_seconds=300)
+        [candle] = await window(series, at - MINUTE, at - MINUTE)
+        assert point is not None and point.price == candle.values["close"]
+    assert calls == {"window": 1, "last": 0}
+
+    # A hole when the chunk is read: the lookup falls back to the database (the older
+    # candle, still fresh enough); once the hole is filled the filled candle wins.
+    hole = datetime(2026, 11, 23, 11, 40, tzinfo=UTC)
+    [held] = await window(series, hole, hole)
+    async with database.sessions.begin() as session:
+        await session.execute(delete(MarketRecordRow).where(MarketRecordRow.ts_event == hole))
+    tape._chunks.clear()
+    before = await tape.price_at("BTC", hole + MINUTE, horizon_seconds=3600)
+    assert before is not None and before.ts == hole  # the 11:39 candle's close
+    assert calls["last"] == 1
+    filled = MarketRecord(
+        held.provider, held.asset, held.kind, held.granularity, held.ts_event, held.values
+    )
+    await database.market.upsert([filled], advance_watermark=False)
+    after = await tape.price_at("BTC", hole + MINUTE, horizon_seconds=3600)
+    assert after is not None and after.ts == hole + MINUTE
+    assert after.price == held.values["close"]

@@ -306,6 +306,30 @@ def test_node_config_check_and_tests_pass(rendered: Callable[[str], Path], pack:
     assert " passed" in tests.stdout and "skipped" not in tests.stdout
 
 
+def test_node_makefile_targets(rendered: Callable[[str], Path]) -> None:
+    """``make check`` and ``make test`` really run; the Docker and install targets
+    expand to the commands the README documents (no daemon here, so ``make -n``)."""
+    node = rendered("baseline") / NODE
+    env = clean_env(**FAST_PYTEST, COLUMNS="200")
+    bin_dir = CRUNCH.parent
+    check = run(["make", "check", f"CRUNCH={CRUNCH}"], node, env=env)
+    assert "configuration OK" in check.stdout
+    tests = run(
+        ["make", "test", f"BIN={bin_dir}", "PYTEST_ADDOPTS=-q -p no:cacheprovider"], node, env=env
+    )
+    assert " passed" in tests.stdout
+    dry = run(["make", "-n", "install", "deploy", "down", "update"], node, env=env).stdout
+    assert "-m venv .venv" in dry and "pip install -q -e" in dry
+    assert "docker compose up -d --build" in dry
+    assert "scripts/verify.py --url http://127.0.0.1:8000 --wait 180" in dry
+    assert "docker compose down" in dry and "copier update --trust --defaults" in dry
+    unreachable = run(
+        ["make", "verify", "API=http://127.0.0.1:9", "WAIT=1"], node, env=env, check=False
+    )
+    assert unreachable.returncode != 0
+    assert "127.0.0.1:9" in unreachable.stdout + unreachable.stderr
+
+
 @pytest.mark.parametrize("pack", ["baseline", "tournament"])
 def test_generated_python_is_ruff_clean(rendered: Callable[[str], Path], pack: str) -> None:
     if not RUFF.exists():

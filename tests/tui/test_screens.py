@@ -179,6 +179,14 @@ async def test_help_screen_opens_and_closes(fake: FakeControlPlane):
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, ProcessesScreen)
+        for close in ("question_mark", "q"):  # ? toggles; q closes help, not the app
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press(close)
+            await pilot.pause()
+            assert isinstance(app.screen, ProcessesScreen)
+            assert app.is_running
 
 
 async def test_command_palette_restarts_a_worker(fake: FakeControlPlane):

@@ -85,7 +85,7 @@ async def copy_upsert_market_records(
     if not await _any_stored(session, batch):
         try:
             async with session.begin_nested():
-                driver = await _driver(session)
+                driver = await driver_connection(session)
                 await driver.copy_records_to_table(
                     "market_records", records=records, columns=list(COPY_COLUMNS)
                 )
@@ -93,12 +93,13 @@ async def copy_upsert_market_records(
         except asyncpg.UniqueViolationError:
             pass  # another writer stored some of these points meanwhile: upsert them
     await session.execute(text(_CREATE_STAGE))
-    driver = await _driver(session)
+    driver = await driver_connection(session)
     await driver.copy_records_to_table(_STAGE, records=records, columns=list(COPY_COLUMNS))
     await session.execute(text(_MOVE))
 
 
-async def _driver(session: AsyncSession) -> asyncpg.Connection:
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under the session's current transaction."""
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
