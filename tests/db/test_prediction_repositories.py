@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import func, select
+
 from crunch_engine.db.database import Database
 from crunch_engine.db.repositories.models import ModelInfo
 from crunch_engine.db.repositories.predictions import (
@@ -11,6 +13,7 @@ from crunch_engine.db.repositories.predictions import (
     PredictionRecord,
     ScoreUpdate,
 )
+from crunch_engine.db.tables import PredictionRow
 from crunch_engine.packs.loader import load_pack
 
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
@@ -48,6 +51,21 @@ async def test_cycle_write_is_idempotent(database: Database) -> None:
     assert await database.predictions.count() == 3
     absent = [p for p in await database.predictions.latest(limit=10) if p.model_id == "absent"]
     assert absent[0].status == "ABSENT" and absent[0].failure_reason == "not connected"
+    stored = {p.model_id: p for p in await database.predictions.latest(limit=10)}
+    for row in rows:  # every column round-trips, on both write paths
+        got = stored[row.model_id]
+        assert (got.id, got.input_id, got.prediction_config_id, got.scope_key) == (
+            row.id, row.input_id, row.prediction_config_id, row.scope_key,
+        )  # fmt: skip
+        assert got.scope_jsonb == row.scope and got.inference_output_jsonb == row.output
+        assert got.exec_time_us == 1200 and got.performed_at == row.performed_at
+        assert got.resolvable_at == row.resolvable_at and got.score_status == "PENDING"
+        assert got.resolve_attempts == 0
+    async with database.sessions() as session:  # a missing output is JSON null, not NULL
+        raw = await session.scalar(
+            select(func.count()).where(PredictionRow.inference_output_jsonb.is_(None))
+        )
+    assert raw == 0
 
 
 async def test_due_for_scoring_oldest_first_and_only_when_resolvable(database: Database) -> None:
