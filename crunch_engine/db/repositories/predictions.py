@@ -104,6 +104,25 @@ class PredictionRepository:
             }
             for i in inputs
         ]
+        prediction_rows = [
+            {
+                "id": p.id,
+                "input_id": p.input_id,
+                "model_id": p.model_id,
+                "prediction_config_id": p.prediction_config_id,
+                "scope_key": p.scope_key,
+                "scope_jsonb": p.scope,
+                "status": p.status,
+                "failure_reason": p.failure_reason,
+                "exec_time_us": p.exec_time_us,
+                "inference_output_jsonb": p.output,
+                "performed_at": ensure_utc(p.performed_at),
+                "resolvable_at": ensure_utc(p.resolvable_at),
+                "score_status": "PENDING",
+                "resolve_attempts": 0,
+            }
+            for p in predictions
+        ]
         async with self._sessions.begin() as session:
             await upsert_rows(
                 session,
@@ -112,28 +131,6 @@ class PredictionRepository:
                 conflict_columns=("id",),
                 update_columns=None,
             )
-            if session.get_bind().dialect.name == "postgresql":
-                await _insert_predictions_postgres(session, predictions)
-                return
-            prediction_rows = [
-                {
-                    "id": p.id,
-                    "input_id": p.input_id,
-                    "model_id": p.model_id,
-                    "prediction_config_id": p.prediction_config_id,
-                    "scope_key": p.scope_key,
-                    "scope_jsonb": p.scope,
-                    "status": p.status,
-                    "failure_reason": p.failure_reason,
-                    "exec_time_us": p.exec_time_us,
-                    "inference_output_jsonb": p.output,
-                    "performed_at": ensure_utc(p.performed_at),
-                    "resolvable_at": ensure_utc(p.resolvable_at),
-                    "score_status": "PENDING",
-                    "resolve_attempts": 0,
-                }
-                for p in predictions
-            ]
             await upsert_rows(
                 session,
                 PredictionRow.__table__,
@@ -224,57 +221,6 @@ async def apply_score_updates(session: AsyncSession, updates: Sequence[ScoreUpda
             }
             for u in updates
         ],
-    )
-
-
-_PG_INSERT = """
-    INSERT INTO predictions (
-        id, input_id, model_id, prediction_config_id, scope_key, scope_jsonb, status,
-        failure_reason, exec_time_us, inference_output_jsonb, performed_at, resolvable_at,
-        score_status, resolve_attempts
-    )
-    SELECT v.id, v.input_id, v.model_id, v.config_id, v.scope_key, v.scope::jsonb,
-           v.status, v.reason, v.exec_us, v.output::jsonb, v.performed_at, v.resolvable_at,
-           'PENDING', 0
-    FROM unnest(
-        $1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-        $8::text[], $9::integer[], $10::text[], $11::timestamptz[], $12::timestamptz[]
-    ) AS v(id, input_id, model_id, config_id, scope_key, scope, status, reason, exec_us,
-           output, performed_at, resolvable_at)
-    ON CONFLICT (id) DO NOTHING
-"""
-
-
-async def _insert_predictions_postgres(
-    session: AsyncSession, predictions: Sequence[PredictionRecord]
-) -> None:
-    """A cycle's predictions as ONE statement over arrays (PostgreSQL): a single round
-    trip instead of the driver's per-row executemany, on the predict cycle's critical
-    path. JSON is encoded as SQLAlchemy's JSONB type would (``None`` is JSON null)."""
-    encode = json.JSONEncoder(separators=(", ", ": ")).encode
-    scopes: dict[int, str] = {}  # a cycle's models share one scope object
-
-    def scope_text(scope: dict[str, Any]) -> str:
-        text_ = scopes.get(id(scope))
-        if text_ is None:
-            text_ = scopes[id(scope)] = encode(scope)
-        return text_
-
-    driver = await driver_connection(session)
-    await driver.execute(
-        _PG_INSERT,
-        [p.id for p in predictions],
-        [p.input_id for p in predictions],
-        [p.model_id for p in predictions],
-        [p.prediction_config_id for p in predictions],
-        [p.scope_key for p in predictions],
-        [scope_text(p.scope) for p in predictions],
-        [p.status for p in predictions],
-        [p.failure_reason for p in predictions],
-        [p.exec_time_us for p in predictions],
-        [encode(p.output) for p in predictions],
-        [ensure_utc(p.performed_at) for p in predictions],
-        [ensure_utc(p.resolvable_at) for p in predictions],
     )
 
 
