@@ -8,9 +8,11 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from crunch_engine.slots.spec import SlotName
 
@@ -131,3 +133,17 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ", "=======")
+
+
+def read_answers(project: Path) -> dict:
+    return yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))
+
+
+def text_files(root: Path) -> Iterator[Path]:
+    for path in root.rglob("*"):
+        if ".git" in path.parts or not path.is_file():
+            continue
+        yield path

@@ -9,13 +9,12 @@ import contextlib
 import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import sysconfig
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,31 +32,18 @@ from tests.templates.helpers import (
     REPO_ROOT,
     VENV_BIN,
     clean_env,
-    commit_all,
     free_port,
     git,
-    make_template_repo,
+    read_answers,
     run,
+    text_files,
 )
-from tests.test_docker_files import check_compose, check_dockerfile, interpolate
 
 CHALLENGE = f"crunch-{NAME}"
 NODE = f"crunch-node-{NAME}"
 RUFF = VENV_BIN / "ruff"
 EXAMPLE_MODELS = {"momentum", "mean-reversion", "base-rate"}
-CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ", "=======")
 FAST_PYTEST = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-
-
-def read_answers(project: Path) -> dict:
-    return yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))
-
-
-def text_files(root: Path) -> Iterator[Path]:
-    for path in root.rglob("*"):
-        if ".git" in path.parts or not path.is_file():
-            continue
-        yield path
 
 
 # -- the template itself -------------------------------------------------------------------
@@ -306,30 +292,6 @@ def test_node_config_check_and_tests_pass(rendered: Callable[[str], Path], pack:
     assert " passed" in tests.stdout and "skipped" not in tests.stdout
 
 
-def test_node_makefile_targets(rendered: Callable[[str], Path]) -> None:
-    """``make check`` and ``make test`` really run; the Docker and install targets
-    expand to the commands the README documents (no daemon here, so ``make -n``)."""
-    node = rendered("baseline") / NODE
-    env = clean_env(**FAST_PYTEST, COLUMNS="200")
-    bin_dir = CRUNCH.parent
-    check = run(["make", "check", f"CRUNCH={CRUNCH}"], node, env=env)
-    assert "configuration OK" in check.stdout
-    tests = run(
-        ["make", "test", f"BIN={bin_dir}", "PYTEST_ADDOPTS=-q -p no:cacheprovider"], node, env=env
-    )
-    assert " passed" in tests.stdout
-    dry = run(["make", "-n", "install", "deploy", "down", "update"], node, env=env).stdout
-    assert "-m venv .venv" in dry and "pip install -q -e" in dry
-    assert "docker compose up -d --build" in dry
-    assert "scripts/verify.py --url http://127.0.0.1:8000 --wait 180" in dry
-    assert "docker compose down" in dry and "copier update --trust --defaults" in dry
-    unreachable = run(
-        ["make", "verify", "API=http://127.0.0.1:9", "WAIT=1"], node, env=env, check=False
-    )
-    assert unreachable.returncode != 0
-    assert "127.0.0.1:9" in unreachable.stdout + unreachable.stderr
-
-
 @pytest.mark.parametrize("pack", ["baseline", "tournament"])
 def test_generated_python_is_ruff_clean(rendered: Callable[[str], Path], pack: str) -> None:
     if not RUFF.exists():
@@ -338,22 +300,6 @@ def test_generated_python_is_ruff_clean(rendered: Callable[[str], Path], pack: s
         project = rendered(pack) / repo
         run([RUFF, "check", "--no-cache", "."], project)
         run([RUFF, "format", "--check", "--no-cache", "."], project)
-
-
-@pytest.mark.parametrize("pack", ["baseline"])
-def test_node_docker_files(rendered: Callable[[str], Path], pack: str) -> None:
-    """The node's Dockerfile and compose file pass the checks of this repository's own
-    (tests/test_docker_files.py); the challenge is mounted where the image expects it."""
-    node = rendered(pack) / NODE
-    instructions = check_dockerfile(node / "Dockerfile", node)
-    env = " ".join(i.arguments for i in instructions if i.keyword == "ENV")
-    assert "CRUNCH_MODELS_DIR=/app/challenge/examples" in env
-    compose = check_compose(node / "docker-compose.yml", "node")
-    mounts = [interpolate(v) for v in compose["services"]["node"]["volumes"]]
-    challenge_mount = next(m for m in mounts if ":/app/challenge" in m)
-    assert (node / challenge_mount.split(":")[0] / "examples" / "models.yml").is_file()
-    required = (node / "requirements.txt").read_text().split()
-    assert f"crunch-control=={__version__}" in required
 
 
 def _serve_available() -> bool:
@@ -451,102 +397,3 @@ def test_node_serves_the_challenge_examples_offline(
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=10)
-
-
-# -- copier update -----------------------------------------------------------------------------
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert old in text, (path, old)
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
-
-
-@pytest.mark.slow
-def test_update_brings_the_new_version_and_keeps_user_edits(tmp_path: Path) -> None:
-    """The user's commands: `copier copy --trust` (relative template path), edits and
-    commits in each repo, then `copier update --trust --defaults` in the workspace, the
-    challenge and the node after the template moved to v2.0.0."""
-    template = make_template_repo(tmp_path / "crunch-control")
-    copier_cli = [sys.executable, "-m", "copier"]
-    run(
-        [
-            *copier_cli,
-            *("copy", "--trust", "--defaults", "-r", "v1.0.0"),
-            *("--data", f"name={NAME}", "--data", "pack=realtime"),
-            *("crunch-control", NAME),
-        ],
-        tmp_path,
-    )
-    workspace = tmp_path / NAME
-    challenge, node = workspace / CHALLENGE, workspace / NODE
-    assert read_answers(workspace)["_src_path"] == str(template)  # made absolute
-
-    # The user's edits, committed.
-    user_scoring = "\n\ndef user_metric(scores):\n    return max(scores)  # user edit\n"
-    with (challenge / PACKAGE / "scoring.py").open("a") as handle:
-        handle.write(user_scoring)
-    _edit(
-        node / "runtime_definitions" / "validation.py",
-        "    return defaults.validate_up_probability(output=output)",
-        "    checked = defaults.validate_up_probability(output=output)  # user edit\n"
-        "    return checked",
-    )
-    _edit(node / ".local.env", "CRUNCH_API_PORT=8000", "CRUNCH_API_PORT=8111")
-    commit_all(challenge, "user: a metric")
-    commit_all(node, "user: validation, port")
-
-    # The template moves on: v2.0.0 changes files the user also edited (elsewhere in
-    # them), adds a line to each SKILL.md and bumps the engine version.
-    tpl = template / "copier-template"
-    _edit(
-        tpl / "challenge" / "{{ package_name }}" / "scoring.py",
-        '"""How predictions are scored:',
-        '"""Template v2. How predictions are scored:',
-    )
-    _edit(
-        tpl / "node" / "runtime_definitions" / "validation.py",
-        '"""Checking model answers',
-        '"""Template v2. Checking model answers',
-    )
-    for kind in ("workspace", "challenge", "node"):
-        with (tpl / kind / "SKILL.md.jinja").open("a") as handle:
-            handle.write("\nTemplate v2 of the {{ repo_kind }} guide.\n")
-    _edit(template / "crunch_engine" / "__init__.py", f'"{__version__}"', '"9.9.9"')
-    commit_all(template, "template v2")
-    git(template, "tag", "v2.0.0")
-
-    for project in (workspace, challenge, node):  # the workspace first: the others log there
-        run([*copier_cli, "update", "--trust", "--defaults"], project)
-
-    for project, kind in ((workspace, "workspace"), (challenge, "challenge"), (node, "node")):
-        assert read_answers(project)["_commit"] == "v2.0.0", kind
-        assert f"Template v2 of the {kind} guide." in (project / "SKILL.md").read_text()
-        for path in text_files(project):
-            assert path.suffix != ".rej", path
-            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-            assert not [line for line in lines if line.startswith(CONFLICT_MARKERS)], path
-    scoring = (challenge / PACKAGE / "scoring.py").read_text()
-    assert scoring.startswith('"""Template v2. How predictions are scored:')
-    assert "return max(scores)  # user edit" in scoring
-    validation = (node / "runtime_definitions" / "validation.py").read_text()
-    assert validation.startswith('"""Template v2. Checking model answers')
-    assert "# user edit" in validation
-    assert "CRUNCH_API_PORT=8111" in (node / ".local.env").read_text()
-    assert "crunch-control==9.9.9" in (node / "requirements.txt").read_text()
-
-    steps = [
-        (r["repo"], r["step"])
-        for r in map(json.loads, (workspace / "process-log.jsonl").read_text().splitlines())
-    ]
-    for kind in ("workspace", "challenge", "node"):
-        assert steps.count((kind, "update")) == 1, (kind, steps)
-
-    # Still working after the update.
-    run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        challenge,
-        env=clean_env(**FAST_PYTEST),
-    )
-    assert "configuration OK" in run([CRUNCH, "config", "check"], node).stdout
-    shutil.rmtree(template)
