@@ -29,7 +29,7 @@ def test_wheel_ships_packs_and_migrations(tmp_path: Path) -> None:
     # the offline demo: real candles with their licence, the web UI, the TUI's styles
     for data in ("BTCUSDT_1m.csv", "ADAUSDT_1m.csv", "LICENSE-tradetropy.txt"):
         assert f"crunch_engine/feeds/data/{data}" in names
-    for static in ("index.html", "app.js", "app.css"):
+    for static in ("index.html", "app.js", "app.css", "views.css"):
         assert f"crunch_engine/api/static/{static}" in names
     assert "crunch_tui/app.tcss" in names
     assert "crunch_engine/demo/models/models.yml" in names
