@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from crunch_engine.db.database import Database
 from crunch_engine.db.repositories.models import ModelInfo
@@ -138,3 +140,18 @@ async def test_leaderboard_latest_is_the_newest(database: Database) -> None:
     assert latest is not None and latest.entries_jsonb == [{"rank": 1, "model_id": "m4"}]
     history = await database.leaderboards.history("overall", limit=2)
     assert [h.entries_jsonb[0]["model_id"] for h in history] == ["m4", "m3"]
+
+
+async def test_scores_and_their_buckets_commit_together(database: Database) -> None:
+    """A failure in the bucket half leaves the score half unwritten too: a worker killed
+    between the two can never store scores whose buckets are missing."""
+    await database.models.ensure_known(["alpha"])
+    source, rows = cycle(0, ["alpha"])
+    await database.predictions.record_cycle([source], rows)
+    now = T0 + timedelta(minutes=10)
+    update = ScoreUpdate(rows[0].id, "SCORED", now, 0.25, True, ground_truth={"up": True})
+    ghost = {("no-such-model", "btc", T0): (0.25, 1)}  # violates the models foreign key
+    with pytest.raises(IntegrityError):
+        await database.scores.commit_scored([update], ghost)
+    assert await database.predictions.count(score_status="SCORED") == 0
+    assert [p.id for p in await database.predictions.due_for_scoring(now, 10)] == [rows[0].id]

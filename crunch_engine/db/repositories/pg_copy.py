@@ -99,7 +99,11 @@ async def copy_upsert_market_records(
 
 
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under the session's current transaction."""
+    """The asyncpg connection under the session's transaction.
+
+    SQLAlchemy begins the driver-level transaction lazily, at its first statement: run
+    one through the session before using this, or the driver call autocommits alone.
+    """
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection
