@@ -1,4 +1,4 @@
-"""`python -m crunch_engine.cli` is the same as the `crunch` console script."""
+"""`python -m crunch_engine.cli`: the engine's commands (the `crunch` script adds `crunch tui`)."""
 
 from crunch_engine.cli.main import run
 

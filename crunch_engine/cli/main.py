@@ -1,4 +1,8 @@
-"""The `crunch` root command. Sub-commands import the engine lazily so --help is fast."""
+"""The `crunch` root command. Sub-commands import the engine lazily so --help is fast.
+
+The engine stays headless: `crunch tui` is added by the TUI package's own CLI module,
+which the ``crunch`` console script runs.
+"""
 
 from __future__ import annotations
 
@@ -22,34 +26,6 @@ app.add_typer(config_cmd.app, name="config", rich_help_panel="Configuration")
 app.add_typer(feeds_cmd.app, name="feeds", rich_help_panel="Market data")
 app.add_typer(worker_cmd.app, name="worker", rich_help_panel="Run")
 app.command("serve", rich_help_panel="Run")(serve_cmd.serve)
-
-
-@app.command("tui", rich_help_panel="Run")
-def tui(
-    attach: Annotated[
-        str | None,
-        typer.Option(
-            "--attach",
-            metavar="URL",
-            help="Monitor a running `crunch serve` at URL instead of starting one.",
-        ),
-    ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            "--api-key",
-            envvar="CRUNCH_API_KEY",
-            help="The server's API key (attach mode; needed for process control).",
-        ),
-    ] = None,
-    poll: Annotated[
-        float, typer.Option("--poll", min=0.2, help="Seconds between refreshes.")
-    ] = 1.0,
-) -> None:
-    """The terminal control center: starts the engine (or attaches to one) and monitors it."""
-    from crunch_tui.app import run_tui
-
-    raise typer.Exit(run_tui(attach=attach, api_key=api_key, poll_interval=poll))
 
 
 def _version(value: bool) -> None:
