@@ -78,7 +78,8 @@ class PredictionInputRow(Base):
 
 
 class PredictionRow(Base):
-    """One model's answer (or non-answer) for one scope of one cycle, and its score."""
+    """One model's answer (or non-answer) for one scope of one cycle; written once and
+    never updated (its score goes to ``prediction_scores``, its wait to ``score_queue``)."""
 
     __tablename__ = "predictions"
 
@@ -97,23 +98,52 @@ class PredictionRow(Base):
     inference_output_jsonb: Mapped[Any] = mapped_column(JsonPayload, nullable=True)
     performed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     resolvable_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    score_status: Mapped[str] = mapped_column(String(16), default="PENDING")
-    """PENDING until scored; SCORED once a score (or penalty) is stored; UNRESOLVED when
-    ground truth never became available before the deadline."""
-    score_value: Mapped[float | None] = mapped_column(Float)
-    score_success: Mapped[bool | None] = mapped_column(Boolean)
-    score_failed_reason: Mapped[str | None] = mapped_column(Text)
-    scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    resolve_attempts: Mapped[int] = mapped_column(Integer, default=0)
-    ground_truth_jsonb: Mapped[Any] = mapped_column(JsonPayload, nullable=True)
 
     __table_args__ = (
-        Index(None, "score_status", "resolvable_at"),
         Index(None, "model_id", "performed_at"),
         Index(None, "scope_key", "performed_at"),
         Index(None, "performed_at"),
         Index(None, "input_id"),
     )
+
+
+class ScoreQueueRow(Base):
+    """A prediction waiting for its score: enqueued with it, removed once it has an
+    outcome. The score worker reads the queue oldest first; the predictions table is
+    never updated, so scoring costs no rewrite of wide rows and their indexes."""
+
+    __tablename__ = "score_queue"
+
+    prediction_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("predictions.id", ondelete="CASCADE"), primary_key=True
+    )
+    resolvable_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolve_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    """How often ground truth was asked for and not available yet."""
+    last_reason: Mapped[str | None] = mapped_column(Text)
+    """Why the last attempt could not resolve it."""
+
+    __table_args__ = (Index(None, "resolvable_at", "prediction_id"),)
+
+
+class PredictionScoreRow(Base):
+    """The outcome of scoring one prediction, appended once (insert-only).
+
+    SCORED (a score or a penalty) or UNRESOLVED (ground truth never became available
+    before the deadline). No foreign key: rows are only written for predictions read
+    through the queue, and a per-row key check would cost as much as the insert.
+    """
+
+    __tablename__ = "prediction_scores"
+
+    prediction_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    score_status: Mapped[str] = mapped_column(String(16))
+    scored_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    score_value: Mapped[float | None] = mapped_column(Float)
+    score_success: Mapped[bool | None] = mapped_column(Boolean)
+    score_failed_reason: Mapped[str | None] = mapped_column(Text)
+    resolve_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    ground_truth_jsonb: Mapped[Any] = mapped_column(JsonPayload, nullable=True)
 
 
 class ModelScoreRow(Base):

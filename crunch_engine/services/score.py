@@ -1,7 +1,7 @@
 """Scoring resolvable predictions: tape-first ground truth, isolated scoring, penalties.
 
 - Ground truth comes from GROUND_TRUTH_RESOLVER (tape first), once per distinct
-  (scope, performed_at, resolvable_at): every model of a cycle shares it.
+  (scope, performed_at, resolvable_at) in a batch: every model of a cycle shares it.
 - Missing or stale data leaves a prediction PENDING (retried), and UNRESOLVED with the
   reason once ``unresolved_after`` has passed: never scored on bad data, not penalised
   (it is the data's fault, and every model is equally affected).
@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -25,12 +24,14 @@ from typing import Any
 
 from crunch_engine.competition import Competition
 from crunch_engine.db.database import Database
-from crunch_engine.db.repositories.predictions import DuePrediction, ScoreUpdate
 from crunch_engine.db.repositories.scores import BucketKey, bucket_start
+from crunch_engine.db.repositories.scoring_rows import DuePrediction, ScoreUpdate
 from crunch_engine.slots.spec import SlotName, TapeReader
 
 logger = logging.getLogger(__name__)
 _UNKNOWN = object()
+_TruthCache = dict[tuple[str, datetime, datetime], list[tuple[Any, Any]]]
+"""Per batch: (scope key, performed_at, resolvable_at) -> [(scope, resolver result)]."""
 
 
 @dataclass
@@ -76,11 +77,13 @@ class ScoreService:
         started = time.perf_counter()
         report = ScoreReport()
         due = await self.database.predictions.due_for_scoring(now - self.settle, self.batch_size)
-        truths: dict[tuple[str, datetime, datetime], Any] = {}
+        truths: _TruthCache = {}
         updates: list[ScoreUpdate] = []
         increments: dict[BucketKey, list[float]] = defaultdict(lambda: [0.0, 0])
         for prediction in due:
             update = await self._score_one(prediction, now, truths, report)
+            if update.resolve_attempts is None:
+                update.resolve_attempts = prediction.resolve_attempts
             updates.append(update)
             if update.score_status == "SCORED" and update.score_value is not None:
                 key = (
@@ -112,7 +115,7 @@ class ScoreService:
         self,
         prediction: DuePrediction,
         now: datetime,
-        truths: dict[tuple[str, datetime, datetime], Any],
+        truths: _TruthCache,
         report: ScoreReport,
     ) -> ScoreUpdate:
         if prediction.status != "SUCCESS":
@@ -153,14 +156,19 @@ class ScoreService:
         return ScoreUpdate(prediction.id, "SCORED", now, value, True, None, truth)
 
     async def _ground_truth(
-        self, prediction: DuePrediction, truths: dict[tuple[str, datetime, datetime], Any]
+        self, prediction: DuePrediction, truths: _TruthCache
     ) -> tuple[Any, str]:
-        key = (
-            json.dumps(prediction.scope_jsonb, sort_keys=True, default=str),
-            prediction.performed_at,
-            prediction.resolvable_at,
+        # Every model of a cycle shares the scope's ground truth: cached per (scope key,
+        # times), then matched by scope equality (cheaper than a canonical-JSON key).
+        group = truths.setdefault(
+            (prediction.scope_key, prediction.performed_at, prediction.resolvable_at), []
         )
-        cached = truths.get(key, _UNKNOWN)
+        scope = prediction.scope_jsonb
+        cached: Any = _UNKNOWN
+        for known_scope, known in group:
+            if known_scope == scope:
+                cached = known
+                break
         if cached is _UNKNOWN:
             if self.tape is not None:
                 self.tape.last_miss = None
@@ -170,7 +178,7 @@ class ScoreService:
                         "id": prediction.id,
                         "model_id": prediction.model_id,
                         "scope_key": prediction.scope_key,
-                        "scope": prediction.scope_jsonb,
+                        "scope": scope,
                         "performed_at": prediction.performed_at,
                         "resolvable_at": prediction.resolvable_at,
                         "output": prediction.inference_output_jsonb,
@@ -182,7 +190,7 @@ class ScoreService:
                 cached = _Failure(f"GROUND_TRUTH_RESOLVER raised {type(exc).__name__}: {exc}")
             if cached is None and self.tape is not None and self.tape.last_miss:
                 cached = _Failure(f"ground truth not available yet: {self.tape.last_miss}")
-            truths[key] = cached
+            group.append((scope, cached))
         if isinstance(cached, _Failure):
             return None, cached.reason
         if cached is None:

@@ -26,6 +26,9 @@ EXPECTED_TABLES = {
     "market_records",
     "market_ingestion_state",
     "scheduled_prediction_configs",
+    "model_score_buckets",
+    "score_queue",
+    "prediction_scores",
 }
 
 

@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy import select
 
 from crunch_engine.db.database import Database
-from crunch_engine.db.tables import MarketRecordRow, PredictionRow
+from crunch_engine.db.repositories.prediction_views import select_views, to_views
+from crunch_engine.db.tables import MarketRecordRow
 from crunch_engine.testing.postgres import free_port
 
 pytestmark = pytest.mark.slow
@@ -110,11 +111,11 @@ async def test_the_whole_loop_ranks_every_demo_model(
                 await session.scalars(select(MarketRecordRow).where(MarketRecordRow.asset == "BTC"))
             ).all()
         }
-        scored = (
-            await session.scalars(
-                select(PredictionRow).where(PredictionRow.score_status == "SCORED")
-            )
-        ).all()
+        scored = [
+            view
+            for view in to_views(await session.execute(select_views()))
+            if view.score_status == "SCORED"
+        ]
     assert scored
     board = await database.leaderboards.latest("overall")
     assert board is not None

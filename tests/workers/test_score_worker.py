@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from crunch_engine.db.database import Database
 from crunch_engine.db.repositories.predictions import PredictionInput, PredictionRecord
-from crunch_engine.db.tables import PredictionRow, ScoreBucketRow
+from crunch_engine.db.tables import PredictionRow, PredictionScoreRow, ScoreBucketRow
 from crunch_engine.feeds.contracts import MarketRecord
 
 pytestmark = pytest.mark.slow
@@ -110,16 +110,17 @@ async def test_sigkill_mid_backlog_then_restart(
     async with database.sessions() as session:
         scored = await session.scalar(
             select(func.count())
-            .select_from(PredictionRow)
-            .where(PredictionRow.score_status == "SCORED")
+            .select_from(PredictionScoreRow)
+            .where(PredictionScoreRow.score_status == "SCORED")
         )
         bucket_count = await session.scalar(select(func.sum(ScoreBucketRow.count)))
         bucket_total = await session.scalar(select(func.sum(ScoreBucketRow.total)))
-        stored_total = await session.scalar(select(func.sum(PredictionRow.score_value)))
+        stored_total = await session.scalar(select(func.sum(PredictionScoreRow.score_value)))
         penalties = await session.scalar(
             select(func.count())
             .select_from(PredictionRow)
-            .where(PredictionRow.score_value == 1.0, PredictionRow.status == "ABSENT")
+            .join(PredictionScoreRow, PredictionScoreRow.prediction_id == PredictionRow.id)
+            .where(PredictionScoreRow.score_value == 1.0, PredictionRow.status == "ABSENT")
         )
     assert scored == total
     assert bucket_count == total  # nothing double-counted, nothing lost

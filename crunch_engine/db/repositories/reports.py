@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crunch_engine.db.repositories.prediction_views import PredictionView, select_views, to_views
 from crunch_engine.db.tables import ModelScoreRow, PredictionRow, ScoreBucketRow
 from crunch_engine.timeutil import ensure_utc, parse_iso
 
@@ -56,9 +57,9 @@ class ReportQueries:
         end: datetime | None,
         limit: int,
         cursor: PredictionCursor | None,
-    ) -> tuple[list[PredictionRow], PredictionCursor | None]:
+    ) -> tuple[list[PredictionView], PredictionCursor | None]:
         """Up to ``limit`` predictions newest first, and the cursor of the next page."""
-        statement = select(PredictionRow)
+        statement = select_views()
         if model_ids:
             statement = statement.where(PredictionRow.model_id.in_(list(model_ids)))
         if start is not None:
@@ -77,7 +78,7 @@ class ReportQueries:
             PredictionRow.performed_at.desc(), PredictionRow.id.desc()
         ).limit(limit + 1)
         async with self._sessions() as session:
-            rows = list((await session.scalars(statement)).all())
+            rows = to_views(await session.execute(statement))
         if len(rows) <= limit:
             return rows, None
         rows = rows[:limit]

@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crunch_engine.db.repositories import outcomes, pg_scores
 from crunch_engine.db.repositories.batching import insert_for
-from crunch_engine.db.repositories.predictions import ScoreUpdate, apply_score_updates
+from crunch_engine.db.repositories.scoring_rows import ScoreUpdate
 from crunch_engine.db.tables import LeaderboardRow, ModelScoreRow, ScoreBucketRow
 from crunch_engine.slots.spec import WindowStats
 from crunch_engine.timeutil import ensure_utc
@@ -39,27 +40,23 @@ class ScoreRepository:
         """Store score outcomes AND add their values to the window buckets, atomically:
         a worker killed at any moment never double-counts nor loses a score."""
         async with self._sessions.begin() as session:
-            await apply_score_updates(session, updates)
-            if increments:
-                statement = insert_for(session, _BUCKETS)
-                statement = statement.on_conflict_do_update(
-                    index_elements=["model_id", "scope_key", "bucket_start"],
-                    set_={
-                        "total": _BUCKETS.c.total + statement.excluded.total,
-                        "count": _BUCKETS.c.count + statement.excluded.count,
-                    },
-                )
-                rows = [
-                    {
-                        "model_id": model_id,
-                        "scope_key": scope_key,
-                        "bucket_start": start,
-                        "total": total,
-                        "count": count,
-                    }
-                    for (model_id, scope_key, start), (total, count) in increments.items()
-                ]
-                await session.execute(statement, rows)
+            await outcomes.write(session, updates)
+            if not increments:
+                return
+            rows = [(*key, total, count) for key, (total, count) in increments.items()]
+            if session.get_bind().dialect.name == "postgresql":
+                await pg_scores.add_to_buckets(session, rows)
+                return
+            statement = insert_for(session, _BUCKETS)
+            statement = statement.on_conflict_do_update(
+                index_elements=["model_id", "scope_key", "bucket_start"],
+                set_={
+                    "total": _BUCKETS.c.total + statement.excluded.total,
+                    "count": _BUCKETS.c.count + statement.excluded.count,
+                },
+            )
+            columns = ("model_id", "scope_key", "bucket_start", "total", "count")
+            await session.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
 
     async def window_stats(
         self, scope_keys: Sequence[str], since: Mapping[str, datetime]
