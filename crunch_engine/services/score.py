@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import time
@@ -134,11 +135,18 @@ class ScoreService:
             report.still_pending += 1
             return ScoreUpdate(prediction.id, "PENDING", now, None, None, why, None, attempts)
         try:
-            value = await self._score(
-                output=prediction.inference_output_jsonb,
-                ground_truth=truth,
-                scope=prediction.scope_jsonb,
-            )
+            arguments = {
+                "output": prediction.inference_output_jsonb,
+                "ground_truth": truth,
+                "scope": prediction.scope_jsonb,
+            }
+            score = self._score
+            if getattr(score, "is_async", True):
+                value = await score(**arguments)
+            else:  # a plain function: no coroutine per prediction
+                value = score.call_sync(**arguments)
+                if inspect.isawaitable(value):
+                    value = await value
             if (
                 isinstance(value, bool)
                 or not isinstance(value, int | float)

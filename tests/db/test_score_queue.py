@@ -83,3 +83,22 @@ async def test_unknown_score_status_is_refused(database: Database) -> None:
     with pytest.raises(ValueError, match="score_status 'DONE'"):
         await database.predictions.store_scores([ScoreUpdate(rows[0].id, "DONE", LATER)])
     assert await database.predictions.count(score_status="PENDING") == 1
+
+
+@pytest.mark.parametrize("scope", [{"asset": "BTC"}, {"asset": "BTC", "levels": [1, 2]}])
+async def test_due_predictions_never_share_a_scope_object(
+    database: Database, scope: dict[str, object]
+) -> None:
+    """Scopes repeat across a cycle's models and are decoded once on PostgreSQL; a
+    scoring slot that changes one prediction's scope must not change another's."""
+    await database.models.ensure_known(["alpha", "beta"])
+    source, rows = cycle(0, ["alpha", "beta"])
+    for row in rows:
+        row.scope = {**scope, "levels": [1, 2]} if "levels" in scope else dict(scope)
+    await database.predictions.record_cycle([source], rows)
+    first, second = await database.predictions.due_for_scoring(LATER, 10)
+    assert first.scope_jsonb == second.scope_jsonb == rows[0].scope
+    first.scope_jsonb["asset"] = "ETH"
+    if "levels" in scope:
+        first.scope_jsonb["levels"].append(3)
+    assert second.scope_jsonb == rows[0].scope

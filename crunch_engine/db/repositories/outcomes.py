@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, exists, insert, literal, select, update
+from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crunch_engine.db.repositories import pg_scores
-from crunch_engine.db.repositories.batching import insert_for
 from crunch_engine.db.repositories.scoring_rows import SCORE_STATUSES, DuePrediction, ScoreUpdate
 from crunch_engine.db.tables import PredictionRow, PredictionScoreRow, ScoreQueueRow
+from crunch_engine.db.types import UTCDateTime
 from crunch_engine.timeutil import ensure_utc
 
 _QUEUE = ScoreQueueRow.__table__
@@ -32,21 +32,23 @@ def _is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-async def enqueue(session: AsyncSession, prediction_ids: Sequence[str]) -> None:
-    """Queue the given predictions for scoring unless already queued or scored (a
-    retried cycle must not score its predictions twice)."""
-    if not prediction_ids:
+_ENQUEUE = text(
+    "INSERT INTO score_queue (prediction_id, resolvable_at, resolve_attempts) "
+    "SELECT :id, :due, 0 WHERE NOT EXISTS "
+    "(SELECT 1 FROM prediction_scores WHERE prediction_id = :id) "
+    "ON CONFLICT (prediction_id) DO NOTHING"
+).bindparams(bindparam("due", type_=UTCDateTime()))
+
+
+async def enqueue(session: AsyncSession, queued: Sequence[tuple[str, datetime]]) -> None:
+    """Queue (prediction id, resolvable_at) pairs for scoring unless already queued or
+    scored: a retried cycle must not score its predictions twice."""
+    if not queued:
         return
-    ids = _PREDICTIONS.c.id
-    for start in range(0, len(prediction_ids), _CHUNK):
-        chosen = list(prediction_ids[start : start + _CHUNK])
-        source = select(ids, _PREDICTIONS.c.resolvable_at, literal(0)).where(
-            ids.in_(chosen), ~exists().where(_SCORES.c.prediction_id == ids)
-        )
-        statement = insert_for(session, _QUEUE).from_select(
-            ["prediction_id", "resolvable_at", "resolve_attempts"], source
-        )
-        await session.execute(statement.on_conflict_do_nothing(index_elements=["prediction_id"]))
+    if _is_postgres(session):
+        await pg_scores.enqueue(session, queued)
+        return
+    await session.execute(_ENQUEUE, [{"id": id_, "due": due} for id_, due in queued])
 
 
 async def due(session: AsyncSession, now: datetime, limit: int) -> list[DuePrediction]:

@@ -45,6 +45,16 @@ OUTCOME_COLUMNS = (
     "ground_truth_jsonb",
 )
 
+_ENQUEUE = text(
+    """
+    INSERT INTO score_queue (prediction_id, resolvable_at, resolve_attempts)
+    SELECT v.id, v.due, 0
+    FROM unnest(CAST(:ids AS text[]), CAST(:dues AS timestamptz[])) AS v(id, due)
+    WHERE NOT EXISTS (SELECT 1 FROM prediction_scores AS s WHERE s.prediction_id = v.id)
+    ON CONFLICT (prediction_id) DO NOTHING
+    """
+)
+
 _DEQUEUE = text("DELETE FROM score_queue WHERE prediction_id = ANY(CAST(:ids AS text[]))")
 
 _ADD_TO_BUCKETS = text(
@@ -62,6 +72,14 @@ _ADD_TO_BUCKETS = text(
 _encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
+async def enqueue(session: AsyncSession, queued: Sequence[tuple[str, datetime]]) -> None:
+    """One statement for a cycle's predictions (see ``outcomes.enqueue``)."""
+    await session.execute(
+        _ENQUEUE,
+        {"ids": [id_ for id_, _ in queued], "dues": [ensure_utc(due) for _, due in queued]},
+    )
+
+
 async def due_predictions(session: AsyncSession, now: datetime, limit: int) -> list[DuePrediction]:
     """Queued predictions resolvable by ``now``, oldest first. A plain read on the driver
     (no transaction needed) with payloads fetched as text and decoded once each: the
@@ -69,12 +87,13 @@ async def due_predictions(session: AsyncSession, now: datetime, limit: int) -> l
     driver = await driver_connection(session)
     rows = await driver.fetch(_DUE, ensure_utc(now), limit)
     loads = json.loads
+    scopes = _ScopeDecoder()
     return [
         DuePrediction(
             row[0],
             row[1],
             row[2],
-            loads(row[3]) if row[3] is not None else {},
+            scopes.decode(row[3]),
             row[4],
             row[5],
             loads(row[6]) if row[6] is not None else None,
@@ -84,6 +103,33 @@ async def due_predictions(session: AsyncSession, now: datetime, limit: int) -> l
         )
         for row in rows
     ]
+
+
+class _ScopeDecoder:
+    """A batch's scopes repeat (every model of a cycle has the same): decoded once per
+    distinct text, then each prediction gets its own shallow copy, which is a full copy
+    when the values are scalars; nested scopes are decoded row by row."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: dict[str, dict[str, Any] | None] = {}
+
+    def decode(self, text_: str | None) -> Any:
+        if text_ is None:
+            return {}
+        flat = self._seen.get(text_, _MISSING)
+        if flat is _MISSING:
+            value = json.loads(text_)
+            scalar = isinstance(value, dict) and all(
+                v is None or isinstance(v, str | int | float) for v in value.values()
+            )
+            self._seen[text_] = value if scalar else None
+            return dict(value) if scalar else value
+        return dict(flat) if flat is not None else json.loads(text_)
+
+
+_MISSING: Any = object()
 
 
 async def finish(session: AsyncSession, outcomes: Sequence[ScoreUpdate]) -> None:

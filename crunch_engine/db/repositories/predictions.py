@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crunch_engine.db.repositories import outcomes
+from crunch_engine.db.repositories import outcomes, pg_cycle
 from crunch_engine.db.repositories.batching import upsert_rows
 from crunch_engine.db.repositories.prediction_views import PredictionView, select_views, to_views
 from crunch_engine.db.repositories.scoring_rows import DuePrediction, ScoreUpdate
@@ -98,6 +98,9 @@ class PredictionRepository:
             for p in predictions
         ]
         async with self._sessions.begin() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                await pg_cycle.write_cycle(session, input_rows, prediction_rows)
+                return
             await upsert_rows(
                 session,
                 PredictionInputRow.__table__,
@@ -112,7 +115,9 @@ class PredictionRepository:
                 conflict_columns=("id",),
                 update_columns=None,
             )
-            await outcomes.enqueue(session, [p.id for p in predictions])
+            await outcomes.enqueue(
+                session, [(row["id"], row["resolvable_at"]) for row in prediction_rows]
+            )
 
     async def due_for_scoring(self, now: datetime, limit: int) -> list[DuePrediction]:
         """Queued predictions whose ``resolvable_at <= now``, OLDEST first (plain rows:
