@@ -6,6 +6,10 @@ on SQLite and PostgreSQL; p50 / p99 over >= 100 cycles per N. In the same run, t
 fan-out of one ``predict`` to N models for our stack against the reference stack
 (CrunchDAO's client 0.14.0 + model servers 0.4.2), from bench/_fanout.py.
 
+It also prints each cycle's two parts (the model calls, the write) and the CPU a cycle
+costs: the model servers' per model and the engine's, so the floor that CPU sets on this
+machine's cores is visible next to the latency.
+
 Targets (issue 4): 100 models p50 <= 20 ms and p99 <= 50 ms end to end; our fan-out at
 least 2x faster than the reference stack at 100 models.
 Usage: python bench/predict_roundtrip.py [--quick]   (last line: one JSON object)
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import _fanout
+import psutil
 from _common import percentile, print_json_line, print_table
 
 from crunch_engine.competition import load_competition
@@ -53,9 +59,23 @@ async def seed_tape(database: Database) -> None:
     )
 
 
+def cpu_seconds(processes: Sequence[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
+
+
 async def cycles(
-    url: str, client: ModelClient, model_ids: Sequence[str], count: int, warmup: int
-) -> list[float]:
+    url: str,
+    client: ModelClient,
+    model_ids: Sequence[str],
+    count: int,
+    warmup: int,
+    servers: Sequence[psutil.Process],
+) -> dict[str, Any]:
+    """Per-cycle totals, their two parts (model calls, write) and the CPU they cost."""
     await upgrade_database(url)
     database = Database(url)
     try:
@@ -64,15 +84,30 @@ async def cycles(
         config = competition.pack.active_configs[0].model_dump()
         tape = Tape(database.market, provider="replay", granularity="5s")
         service = PredictService(database, competition, client, tape, call_timeout=2.0)
-        totals = []
+        totals, models, writes = [], [], []
+        engine = psutil.Process()
         for index in range(warmup + count):
+            if index == warmup:
+                server_cpu, engine_cpu = cpu_seconds(servers), cpu_seconds([engine])
             report = await service.run_cycle(
                 config, datetime.now(UTC) + timedelta(microseconds=index)
             )
             assert report.counts.get("SUCCESS") == len(model_ids), report.counts
             if index >= warmup:
                 totals.append(report.seconds_total * 1000)
-        return totals
+                models.append(report.seconds_models * 1000)
+                writes.append(report.seconds_write * 1000)
+        server_cpu = cpu_seconds(servers) - server_cpu
+        engine_cpu = cpu_seconds([engine]) - engine_cpu
+        return {
+            "cycles": len(totals),
+            "p50_ms": percentile(totals, 50),
+            "p99_ms": percentile(totals, 99),
+            "models_p50_ms": percentile(models, 50),
+            "write_p50_ms": percentile(writes, 50),
+            "server_cpu_us_per_model": server_cpu / count / len(model_ids) * 1e6,
+            "engine_cpu_ms": engine_cpu / count * 1000,
+        }
     finally:
         await database.close()
 
@@ -99,11 +134,9 @@ async def measure(sizes: Sequence[int], count: int, warmup: int) -> list[dict[st
                         ("sqlite", f"sqlite+aiosqlite:///{Path(tmp) / f'rt{n}.db'}"),
                         ("postgresql", server.url(await server.create_database())),
                     ):
-                        totals = await cycles(url, client, ids, count, warmup)
-                        rows.append(
-                            {"backend": backend, "models": n, "cycles": len(totals),
-                             "p50_ms": percentile(totals, 50), "p99_ms": percentile(totals, 99)}
-                        )  # fmt: skip
+                        servers = [psutil.Process(p.pid) for p in processes]
+                        measured = await cycles(url, client, ids, count, warmup, servers)
+                        rows.append({"backend": backend, "models": n, **measured})
                 finally:
                     await client.close()
             finally:
@@ -126,11 +159,16 @@ def main() -> None:
         runner = asyncio.run
     rows = runner(measure(sizes, count, warmup))
     fanout = runner(_fanout.run(sizes, 100, 20, not args.no_reference))
+    cores = os.cpu_count() or 1
     print_table(
-        "predict cycle: input built -> all predictions committed (ms)",
-        ["backend", "models", "cycles", "p50", "p99"],
-        [[r["backend"], r["models"], r["cycles"], r["p50_ms"], r["p99_ms"]] for r in rows],
-    )
+        "predict cycle: input built -> all predictions committed (ms); CPU per cycle",
+        ["backend", "models", "cycles", "p50", "p99", "model calls p50", "write p50",
+         "server CPU/model (us)", "engine CPU (ms)", f"CPU floor on {cores} cores (ms)"],
+        [[r["backend"], r["models"], r["cycles"], r["p50_ms"], r["p99_ms"], r["models_p50_ms"],
+          r["write_p50_ms"], r["server_cpu_us_per_model"], r["engine_cpu_ms"],
+          (r["server_cpu_us_per_model"] * r["models"] / 1000 + r["engine_cpu_ms"]) / cores]
+         for r in rows],
+    )  # fmt: skip
     print_table(
         "one predict fanned out to N models (ms)",
         ["stack", "models", "rounds", "p50", "p99"],
@@ -138,8 +176,10 @@ def main() -> None:
     )
     figures: dict[str, Any] = {"bench": "predict_roundtrip", "quick": args.quick}
     for r in rows:
-        figures[f"cycle_{r['backend']}_{r['models']}_p50_ms"] = round(r["p50_ms"], 3)
-        figures[f"cycle_{r['backend']}_{r['models']}_p99_ms"] = round(r["p99_ms"], 3)
+        prefix = f"cycle_{r['backend']}_{r['models']}"
+        for key in ("p50_ms", "p99_ms", "models_p50_ms", "write_p50_ms", "engine_cpu_ms"):
+            figures[f"{prefix}_{key}"] = round(r[key], 3)
+        figures[f"{prefix}_server_cpu_us_per_model"] = round(r["server_cpu_us_per_model"], 1)
     for r in fanout:
         figures[f"fanout_{r['stack']}_{r['models']}_p50_ms"] = round(r["p50_ms"], 3)
         figures[f"fanout_{r['stack']}_{r['models']}_p99_ms"] = round(r["p99_ms"], 3)
