@@ -78,7 +78,8 @@ async def seed(database: Database, models: int, cycles: int) -> list[datetime]:
 
 
 def services(database: Database, clock: ManualClock) -> tuple[ScoreService, LeaderboardService]:
-    competition = load_competition(load_settings(pack="baseline"), {})
+    settings = load_settings(pack="baseline")
+    competition = load_competition(settings, {})
     tape = Tape(database.market, provider="bench", granularity="1m", clock=clock)
     scorer = ScoreService(
         database,
@@ -86,7 +87,7 @@ def services(database: Database, clock: ManualClock) -> tuple[ScoreService, Lead
         tape,
         settle=timedelta(0),
         unresolved_after=timedelta(days=30),
-        batch_size=5000,
+        batch_size=settings.score_batch_size,  # the worker's default
     )
     return scorer, LeaderboardService(database, competition)
 
