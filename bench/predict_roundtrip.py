@@ -158,7 +158,6 @@ def main() -> None:
     except ImportError:
         runner = asyncio.run
     rows = runner(measure(sizes, count, warmup))
-    fanout = runner(_fanout.run(sizes, 100, 20, not args.no_reference))
     cores = os.cpu_count() or 1
     print_table(
         "predict cycle: input built -> all predictions committed (ms); CPU per cycle",
@@ -169,6 +168,7 @@ def main() -> None:
           (r["server_cpu_us_per_model"] * r["models"] / 1000 + r["engine_cpu_ms"]) / cores]
          for r in rows],
     )  # fmt: skip
+    fanout = runner(_fanout.run(sizes, 100, 20, not args.no_reference))
     print_table(
         "one predict fanned out to N models (ms)",
         ["stack", "models", "rounds", "p50", "p99"],
