@@ -42,13 +42,10 @@ _ENQUEUE = text(
 
 async def enqueue(session: AsyncSession, queued: Sequence[tuple[str, datetime]]) -> None:
     """Queue (prediction id, resolvable_at) pairs for scoring unless already queued or
-    scored: a retried cycle must not score its predictions twice."""
-    if not queued:
-        return
-    if _is_postgres(session):
-        await pg_scores.enqueue(session, queued)
-        return
-    await session.execute(_ENQUEUE, [{"id": id_, "due": due} for id_, due in queued])
+    scored: a retried cycle must not score its predictions twice. (PostgreSQL queues a
+    cycle's predictions inside its one-statement write, ``pg_cycle``.)"""
+    if queued:
+        await session.execute(_ENQUEUE, [{"id": id_, "due": due} for id_, due in queued])
 
 
 async def due(session: AsyncSession, now: datetime, limit: int) -> list[DuePrediction]:

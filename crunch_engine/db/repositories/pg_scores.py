@@ -45,16 +45,6 @@ OUTCOME_COLUMNS = (
     "ground_truth_jsonb",
 )
 
-_ENQUEUE = text(
-    """
-    INSERT INTO score_queue (prediction_id, resolvable_at, resolve_attempts)
-    SELECT v.id, v.due, 0
-    FROM unnest(CAST(:ids AS text[]), CAST(:dues AS timestamptz[])) AS v(id, due)
-    WHERE NOT EXISTS (SELECT 1 FROM prediction_scores AS s WHERE s.prediction_id = v.id)
-    ON CONFLICT (prediction_id) DO NOTHING
-    """
-)
-
 _DEQUEUE = text("DELETE FROM score_queue WHERE prediction_id = ANY(CAST(:ids AS text[]))")
 
 _ADD_TO_BUCKETS = text(
@@ -70,14 +60,6 @@ _ADD_TO_BUCKETS = text(
 )
 
 _encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
-
-
-async def enqueue(session: AsyncSession, queued: Sequence[tuple[str, datetime]]) -> None:
-    """One statement for a cycle's predictions (see ``outcomes.enqueue``)."""
-    await session.execute(
-        _ENQUEUE,
-        {"ids": [id_ for id_, _ in queued], "dues": [ensure_utc(due) for _, due in queued]},
-    )
 
 
 async def due_predictions(session: AsyncSession, now: datetime, limit: int) -> list[DuePrediction]:
