@@ -79,15 +79,18 @@ class PredictionInputRow(Base):
 
 class PredictionRow(Base):
     """One model's answer (or non-answer) for one scope of one cycle; written once and
-    never updated (its score goes to ``prediction_scores``, its wait to ``score_queue``)."""
+    never updated (its score goes to ``prediction_scores``, its wait to ``score_queue``).
+
+    ``input_id`` and ``model_id`` reference ``prediction_inputs`` and ``models`` without
+    foreign keys (migration 0005): the per-row checks doubled the cost of the predict
+    worker's critical write, and the worker writes a cycle's input with its predictions
+    after registering its models, in one transaction."""
 
     __tablename__ = "predictions"
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
-    input_id: Mapped[str | None] = mapped_column(
-        ID, ForeignKey("prediction_inputs.id", ondelete="SET NULL"), nullable=True
-    )
-    model_id: Mapped[str] = mapped_column(ID, ForeignKey("models.id", ondelete="CASCADE"))
+    input_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    model_id: Mapped[str] = mapped_column(ID)
     prediction_config_id: Mapped[str] = mapped_column(String(64))
     scope_key: Mapped[str] = mapped_column(KEY)
     scope_jsonb: Mapped[dict[str, Any]] = mapped_column(JsonPayload, default=dict)
@@ -103,20 +106,18 @@ class PredictionRow(Base):
         Index(None, "model_id", "performed_at"),
         Index(None, "scope_key", "performed_at"),
         Index(None, "performed_at"),
-        Index(None, "input_id"),
     )
 
 
 class ScoreQueueRow(Base):
     """A prediction waiting for its score: enqueued with it, removed once it has an
     outcome. The score worker reads the queue oldest first; the predictions table is
-    never updated, so scoring costs no rewrite of wide rows and their indexes."""
+    never updated, so scoring costs no rewrite of wide rows and their indexes. Written
+    with its prediction (no foreign key to it, see ``PredictionRow``)."""
 
     __tablename__ = "score_queue"
 
-    prediction_id: Mapped[str] = mapped_column(
-        ID, ForeignKey("predictions.id", ondelete="CASCADE"), primary_key=True
-    )
+    prediction_id: Mapped[str] = mapped_column(ID, primary_key=True)
     resolvable_at: Mapped[datetime] = mapped_column(UTCDateTime)
     resolve_attempts: Mapped[int] = mapped_column(Integer, default=0)
     """How often ground truth was asked for and not available yet."""

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from crunch_engine.db.database import Database
+from crunch_engine.db.repositories import sqlite_cycle
 from crunch_engine.db.repositories.models import ModelInfo
 from crunch_engine.db.repositories.predictions import (
     PredictionInput,
     PredictionRecord,
     ScoreUpdate,
 )
-from crunch_engine.db.tables import PredictionRow
+from crunch_engine.db.tables import PredictionInputRow, PredictionRow, ScoreQueueRow
 from crunch_engine.packs.loader import load_pack
 
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
+LATER = T0 + timedelta(minutes=10)
 
 
 def cycle(n: int, models: list[str]) -> tuple[PredictionInput, list[PredictionRecord]]:
@@ -155,3 +157,71 @@ async def test_scores_and_their_buckets_commit_together(database: Database) -> N
         await database.scores.commit_scored([update], ghost)
     assert await database.predictions.count(score_status="SCORED") == 0
     assert [p.id for p in await database.predictions.due_for_scoring(now, 10)] == [rows[0].id]
+
+
+async def test_cycle_write_stores_what_the_orm_stores(database: Database) -> None:
+    """The driver-level cycle write encodes every column as the ORM does (JSON text,
+    UTC wall time), for times in any zone and for missing outputs."""
+    await database.models.ensure_known(["alpha", "absent"])
+    source, rows = cycle(0, ["alpha", "absent"])
+    zone = timezone(timedelta(hours=2))
+    for row in rows:
+        row.performed_at = row.performed_at.astimezone(zone)
+    await database.predictions.record_cycle([source], rows)
+    twins = [{**_columns(row), "id": f"orm-{row.id}"} for row in rows]
+    async with database.sessions.begin() as session:
+        await session.execute(insert(PredictionRow), twins)
+    async with database.sessions() as session:
+        stored = (
+            await session.execute(
+                text(
+                    "SELECT id, CAST(scope_jsonb AS TEXT), CAST(inference_output_jsonb AS TEXT),"
+                    " CAST(performed_at AS TEXT), CAST(resolvable_at AS TEXT), status,"
+                    " failure_reason, exec_time_us FROM predictions ORDER BY id"
+                )
+            )
+        ).all()
+    by_id = {row[0]: row[1:] for row in stored}
+    for row in rows:
+        assert by_id[row.id] == by_id[f"orm-{row.id}"]
+
+
+async def test_a_failed_cycle_write_leaves_nothing(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Input, predictions and queue entries are written whole or not at all."""
+    await database.models.ensure_known(["alpha", "beta"])
+    source, rows = cycle(0, ["alpha", "beta"])
+    if database.dialect == "postgresql":
+        rows[1].status = "NOT-A-VALID-STATUS-AT-ALL"  # over the column's 16 characters
+    else:
+        monkeypatch.setattr(sqlite_cycle, "_ENQUEUE", "INSERT INTO no_such_table VALUES (?, ?, ?)")
+    with pytest.raises(Exception):  # noqa: B017 - the driver's own error, either backend
+        await database.predictions.record_cycle([source], rows)
+    assert await database.predictions.count() == 0
+    async with database.sessions() as session:
+        inputs = await session.scalar(select(func.count()).select_from(PredictionInputRow))
+        queued = await session.scalar(select(func.count()).select_from(ScoreQueueRow))
+    assert (inputs, queued) == (0, 0)
+    monkeypatch.undo()
+    rows[1].status = "SUCCESS"
+    await database.predictions.record_cycle([source], rows)
+    assert await database.predictions.count() == 2
+    assert len(await database.predictions.due_for_scoring(LATER, 10)) == 2
+
+
+def _columns(row: PredictionRecord) -> dict[str, object]:
+    return {
+        "id": row.id,
+        "input_id": row.input_id,
+        "model_id": row.model_id,
+        "prediction_config_id": row.prediction_config_id,
+        "scope_key": row.scope_key,
+        "scope_jsonb": row.scope,
+        "status": row.status,
+        "failure_reason": row.failure_reason,
+        "exec_time_us": row.exec_time_us,
+        "inference_output_jsonb": row.output,
+        "performed_at": row.performed_at,
+        "resolvable_at": row.resolvable_at,
+    }

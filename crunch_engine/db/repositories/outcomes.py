@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crunch_engine.db.repositories import pg_scores
 from crunch_engine.db.repositories.scoring_rows import SCORE_STATUSES, DuePrediction, ScoreUpdate
 from crunch_engine.db.tables import PredictionRow, PredictionScoreRow, ScoreQueueRow
-from crunch_engine.db.types import UTCDateTime
 from crunch_engine.timeutil import ensure_utc
 
 _QUEUE = ScoreQueueRow.__table__
@@ -30,22 +29,6 @@ _CHUNK = 500  # ids per IN (...) on SQLite, well under its bound-parameter limit
 
 def _is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
-
-
-_ENQUEUE = text(
-    "INSERT INTO score_queue (prediction_id, resolvable_at, resolve_attempts) "
-    "SELECT :id, :due, 0 WHERE NOT EXISTS "
-    "(SELECT 1 FROM prediction_scores WHERE prediction_id = :id) "
-    "ON CONFLICT (prediction_id) DO NOTHING"
-).bindparams(bindparam("due", type_=UTCDateTime()))
-
-
-async def enqueue(session: AsyncSession, queued: Sequence[tuple[str, datetime]]) -> None:
-    """Queue (prediction id, resolvable_at) pairs for scoring unless already queued or
-    scored: a retried cycle must not score its predictions twice. (PostgreSQL queues a
-    cycle's predictions inside its one-statement write, ``pg_cycle``.)"""
-    if queued:
-        await session.execute(_ENQUEUE, [{"id": id_, "due": due} for id_, due in queued])
 
 
 async def due(session: AsyncSession, now: datetime, limit: int) -> list[DuePrediction]:

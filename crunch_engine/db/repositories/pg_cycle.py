@@ -1,11 +1,11 @@
 """PostgreSQL: a predict cycle's write as ONE statement.
 
 The cycle's input, every prediction and their score-queue entries go in one round trip
-(``unnest`` arrays and data-modifying CTEs) instead of three statements: this write is
-on the predict worker's critical path, between the last model answer and the commit.
+(``unnest`` arrays and data-modifying CTEs) instead of three statements, autocommitted
+on the driver connection: this write is on the predict worker's critical path, between
+the last model answer and the commit.
 Only predictions actually inserted are queued (``RETURNING``), so a retried cycle never
-queues a prediction twice. Foreign keys are checked at the end of the statement, when
-the input row of the first CTE is there.
+queues a prediction twice.
 """
 
 from __future__ import annotations
@@ -14,19 +14,17 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-_WRITE_CYCLE = text(
-    """
+_WRITE_CYCLE = """
     WITH source AS (
         INSERT INTO prediction_inputs (id, prediction_config_id, scope_key, performed_at,
             raw_input_jsonb, inference_input_jsonb, meta_jsonb)
         SELECT i.id, i.config, i.scope_key, i.at, i.raw::jsonb, i.inference::jsonb, i.meta::jsonb
         FROM unnest(
-            CAST(:i_ids AS text[]), CAST(:i_configs AS text[]), CAST(:i_scopes AS text[]),
-            CAST(:i_at AS timestamptz[]), CAST(:i_raw AS text[]), CAST(:i_inference AS text[]),
-            CAST(:i_meta AS text[])
+            CAST($1 AS text[]), CAST($2 AS text[]), CAST($3 AS text[]),
+            CAST($4 AS timestamptz[]), CAST($5 AS text[]), CAST($6 AS text[]),
+            CAST($7 AS text[])
         ) AS i(id, config, scope_key, at, raw, inference, meta)
         ON CONFLICT (id) DO NOTHING
     ), written AS (
@@ -36,10 +34,10 @@ _WRITE_CYCLE = text(
         SELECT p.id, p.input_id, p.model_id, p.config, p.scope_key, p.scope::jsonb, p.status,
                p.reason, p.exec_us, p.output::jsonb, p.at, p.due
         FROM unnest(
-            CAST(:ids AS text[]), CAST(:input_ids AS text[]), CAST(:models AS text[]),
-            CAST(:configs AS text[]), CAST(:scope_keys AS text[]), CAST(:scopes AS text[]),
-            CAST(:statuses AS text[]), CAST(:reasons AS text[]), CAST(:exec_us AS integer[]),
-            CAST(:outputs AS text[]), CAST(:at AS timestamptz[]), CAST(:dues AS timestamptz[])
+            CAST($8 AS text[]), CAST($9 AS text[]), CAST($10 AS text[]),
+            CAST($11 AS text[]), CAST($12 AS text[]), CAST($13 AS text[]),
+            CAST($14 AS text[]), CAST($15 AS text[]), CAST($16 AS integer[]),
+            CAST($17 AS text[]), CAST($18 AS timestamptz[]), CAST($19 AS timestamptz[])
         ) AS p(id, input_id, model_id, config, scope_key, scope, status, reason, exec_us,
                output, at, due)
         ON CONFLICT (id) DO NOTHING
@@ -47,8 +45,7 @@ _WRITE_CYCLE = text(
     )
     INSERT INTO score_queue (prediction_id, resolvable_at, resolve_attempts)
     SELECT id, resolvable_at, 0 FROM written
-    """
-)
+"""
 
 
 def _json(value: Any) -> str:
@@ -61,28 +58,43 @@ async def write_cycle(
     inputs: Sequence[Mapping[str, Any]],
     predictions: Sequence[Mapping[str, Any]],
 ) -> None:
-    """Rows as ``PredictionRepository.record_cycle`` builds them (column -> value)."""
-    await session.execute(
+    """Rows as ``PredictionRepository.record_cycle`` builds them (column -> value).
+
+    Sent on the session's asyncpg connection as one autocommitted statement, which is
+    atomic on its own: no BEGIN / COMMIT round trips, no SQLAlchemy statement layer.
+    The session must not have started a transaction (its work would be left out).
+    """
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    if driver is None or driver.is_in_transaction():
+        raise RuntimeError("the cycle write needs a connection outside any transaction")
+    scopes: dict[int, tuple[Any, str]] = {}
+
+    def scope_text(value: Any) -> str:  # one scope object is shared by many predictions
+        known = scopes.get(id(value))
+        if known is None or known[0] is not value:
+            known = scopes[id(value)] = (value, _json(value))
+        return known[1]
+
+    await driver.execute(
         _WRITE_CYCLE,
-        {
-            "i_ids": [i["id"] for i in inputs],
-            "i_configs": [i["prediction_config_id"] for i in inputs],
-            "i_scopes": [i["scope_key"] for i in inputs],
-            "i_at": [i["performed_at"] for i in inputs],
-            "i_raw": [_json(i["raw_input_jsonb"]) for i in inputs],
-            "i_inference": [_json(i["inference_input_jsonb"]) for i in inputs],
-            "i_meta": [_json(i["meta_jsonb"]) for i in inputs],
-            "ids": [p["id"] for p in predictions],
-            "input_ids": [p["input_id"] for p in predictions],
-            "models": [p["model_id"] for p in predictions],
-            "configs": [p["prediction_config_id"] for p in predictions],
-            "scope_keys": [p["scope_key"] for p in predictions],
-            "scopes": [_json(p["scope_jsonb"]) for p in predictions],
-            "statuses": [p["status"] for p in predictions],
-            "reasons": [p["failure_reason"] for p in predictions],
-            "exec_us": [p["exec_time_us"] for p in predictions],
-            "outputs": [_json(p["inference_output_jsonb"]) for p in predictions],
-            "at": [p["performed_at"] for p in predictions],
-            "dues": [p["resolvable_at"] for p in predictions],
-        },
+        [i["id"] for i in inputs],
+        [i["prediction_config_id"] for i in inputs],
+        [i["scope_key"] for i in inputs],
+        [i["performed_at"] for i in inputs],
+        [_json(i["raw_input_jsonb"]) for i in inputs],
+        [_json(i["inference_input_jsonb"]) for i in inputs],
+        [_json(i["meta_jsonb"]) for i in inputs],
+        [p["id"] for p in predictions],
+        [p["input_id"] for p in predictions],
+        [p["model_id"] for p in predictions],
+        [p["prediction_config_id"] for p in predictions],
+        [p["scope_key"] for p in predictions],
+        [scope_text(p["scope_jsonb"]) for p in predictions],
+        [p["status"] for p in predictions],
+        [p["failure_reason"] for p in predictions],
+        [p["exec_time_us"] for p in predictions],
+        [_json(p["inference_output_jsonb"]) for p in predictions],
+        [p["performed_at"] for p in predictions],
+        [p["resolvable_at"] for p in predictions],
     )

@@ -10,12 +10,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crunch_engine.db.repositories import outcomes, pg_cycle
-from crunch_engine.db.repositories.batching import upsert_rows
+from crunch_engine.db.repositories import outcomes, pg_cycle, sqlite_cycle
 from crunch_engine.db.repositories.prediction_views import PredictionView, select_views, to_views
 from crunch_engine.db.repositories.scoring_rows import DuePrediction, ScoreUpdate
 from crunch_engine.db.tables import (
-    PredictionInputRow,
     PredictionRow,
     PredictionScoreRow,
     ScoreQueueRow,
@@ -97,27 +95,12 @@ class PredictionRepository:
             }
             for p in predictions
         ]
-        async with self._sessions.begin() as session:
+        async with self._sessions() as session:
             if session.get_bind().dialect.name == "postgresql":
-                await pg_cycle.write_cycle(session, input_rows, prediction_rows)
+                await pg_cycle.write_cycle(session, input_rows, prediction_rows)  # autocommits
                 return
-            await upsert_rows(
-                session,
-                PredictionInputRow.__table__,
-                input_rows,
-                conflict_columns=("id",),
-                update_columns=None,
-            )
-            await upsert_rows(
-                session,
-                PredictionRow.__table__,
-                prediction_rows,
-                conflict_columns=("id",),
-                update_columns=None,
-            )
-            await outcomes.enqueue(
-                session, [(row["id"], row["resolvable_at"]) for row in prediction_rows]
-            )
+        async with self._sessions.begin() as session:
+            await sqlite_cycle.write_cycle(session, input_rows, prediction_rows)
 
     async def due_for_scoring(self, now: datetime, limit: int) -> list[DuePrediction]:
         """Queued predictions whose ``resolvable_at <= now``, OLDEST first (plain rows:
