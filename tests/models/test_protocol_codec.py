@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 
@@ -133,3 +134,27 @@ def test_field_numbers_match_the_reference_protocol() -> None:
     service = dynamic_subclass_pb2.DESCRIPTOR.services_by_name["DynamicSubclassService"]
     assert service.full_name == "dynamic_subclass.DynamicSubclassService"
     assert [m.name for m in service.methods] == ["Setup", "Call", "Rest"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"as_of": "2026-01-01T00:00:00Z", "candles": {"BTC": [{"close": 100.5}]}}',
+        b"[NaN, Infinity, -Infinity, 1e400, -0.0]",  # json's extensions orjson refuses
+        b'{"big": 123456789012345678901234567890, "neg": -18446744073709551617}',
+        b'{"k": 1, "k": 2}',  # duplicate keys: the last wins
+        b'{"u": "\\ud800 lone surrogate"}',
+        '["caf\u00e9", "\\u00e9"]'.encode("utf-16"),  # json detects UTF-16
+        b'{"deep": ' + b"[" * 600 + b"]" * 600 + b"}",
+    ],
+)
+def test_json_decodes_exactly_as_the_json_module(text: bytes) -> None:
+    expected = json.loads(text)
+    got = codec.decode(codec.JSON, text)
+    assert json.dumps(got) == json.dumps(expected)  # NaN-safe equality, types included
+    assert type(got) is type(expected)
+
+
+def test_bad_json_is_a_decoding_error() -> None:
+    with pytest.raises(codec.DecodingError, match="bad JSON value"):
+        codec.decode(codec.JSON, b'{"unterminated": ')

