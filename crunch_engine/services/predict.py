@@ -128,13 +128,9 @@ class PredictService:
         cycle_id = f"{config['id']}:{to_epoch_ms(now)}"
         records: list[PredictionRecord] = []
         for index, (scope, results) in enumerate(zip(scopes, all_results[1:], strict=True)):
-            horizon = timedelta(seconds=float(scope.get("horizon_seconds", 0)))
-            for model_id in model_ids:
-                record = await self._record(
-                    results.get(model_id), model_id, scope, config, cycle_id, index, now, horizon
-                )
-                records.append(record)
-                report.counts[record.status] = report.counts.get(record.status, 0) + 1
+            records += await self._records(results, model_ids, scope, config, cycle_id, index, now)
+        for record in records:
+            report.counts[record.status] = report.counts.get(record.status, 0) + 1
         models_done = time.perf_counter()
         report.seconds_models = models_done - input_built
 
@@ -186,43 +182,57 @@ class PredictService:
             for c in calls
         ]
 
-    async def _record(
+    async def _records(
         self,
-        result: CallResult | None,
-        model_id: str,
+        results: Mapping[str, CallResult],
+        model_ids: Sequence[str],
         scope: Mapping[str, Any],
         config: Mapping[str, Any],
         cycle_id: str,
         index: int,
         now: datetime,
-        horizon: timedelta,
-    ) -> PredictionRecord:
-        status, output, reason, exec_us = "ABSENT", None, "no answer: not connected", None
-        if result is not None:
-            status, reason, exec_us = result.status.value, result.detail, result.exec_time_us
-            if result.status is CallStatus.SUCCESS:
-                try:
-                    output = await self._slot(SlotName.INFERENCE_OUTPUT_VALIDATOR)(
-                        output=result.result, scope=scope
-                    )
-                    reason = None
-                except Exception as exc:  # the validator's verdict, or its own failure
-                    status, output = "INVALID", _truncate(result.result)
-                    reason = f"{type(exc).__name__}: {exc}"
-        return PredictionRecord(
-            id=f"{cycle_id}:{index}:{model_id}",
-            input_id=cycle_id,
-            model_id=model_id,
-            prediction_config_id=str(config["id"]),
-            scope_key=str(config["scope_key"]),
-            scope=dict(scope),
-            status=status,
-            performed_at=now,
-            resolvable_at=now + horizon,
-            output=output,
-            failure_reason=reason,
-            exec_time_us=exec_us,
-        )
+    ) -> list[PredictionRecord]:
+        """One record per model for one scope: one tight loop, the validator called
+        directly when it is a plain function (100 awaits per cycle cost ~1 ms)."""
+        validator = self._slot(SlotName.INFERENCE_OUTPUT_VALIDATOR)
+        validate_sync = None if validator.is_async else validator.call_sync
+        shared = dict(scope)  # read-only, shared by the scope's records
+        due = now + timedelta(seconds=float(scope.get("horizon_seconds", 0)))
+        config_id, scope_key = str(config["id"]), str(config["scope_key"])
+        prefix = f"{cycle_id}:{index}:"
+        records = []
+        for model_id in model_ids:
+            result = results.get(model_id)
+            status, output, reason, exec_us = "ABSENT", None, "no answer: not connected", None
+            if result is not None:
+                status, reason, exec_us = result.status.value, result.detail, result.exec_time_us
+                if result.status is CallStatus.SUCCESS:
+                    try:
+                        if validate_sync is not None:
+                            output = validate_sync(output=result.result, scope=shared)
+                        else:
+                            output = await validator(output=result.result, scope=shared)
+                        reason = None
+                    except Exception as exc:  # the validator's verdict, or its own failure
+                        status, output = "INVALID", _truncate(result.result)
+                        reason = f"{type(exc).__name__}: {exc}"
+            records.append(
+                PredictionRecord(
+                    id=prefix + model_id,
+                    input_id=cycle_id,
+                    model_id=model_id,
+                    prediction_config_id=config_id,
+                    scope_key=scope_key,
+                    scope=shared,
+                    status=status,
+                    performed_at=now,
+                    resolvable_at=due,
+                    output=output,
+                    failure_reason=reason,
+                    exec_time_us=exec_us,
+                )
+            )
+        return records
 
     async def _remember_models(self, endpoints: Mapping[str, ModelEndpoint]) -> None:
         """Keep the ``models`` table current (only rows that changed are written)."""
