@@ -9,6 +9,7 @@ import struct
 import pytest
 
 from crunch_engine.models.protocol import codec, commons_pb2, dynamic_subclass_pb2
+from crunch_engine.models.server import runtime
 
 
 @pytest.mark.parametrize(
@@ -158,3 +159,16 @@ def test_json_decodes_exactly_as_the_json_module(text: bytes) -> None:
 def test_bad_json_is_a_decoding_error() -> None:
     with pytest.raises(codec.DecodingError, match="bad JSON value"):
         codec.decode(codec.JSON, b'{"unterminated": ')
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 16383, 16384, 2_097_152])
+@pytest.mark.parametrize("kind", [codec.DOUBLE, codec.INT, codec.STRING, codec.JSON])
+def test_hand_encoded_call_response_is_what_protobuf_serialises(kind: int, size: int) -> None:
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    expected = dynamic_subclass_pb2.CallResponse(
+        status=commons_pb2.Status(code="SUCCESS"),
+        methodResponse=commons_pb2.Variant(type=kind, value=data),
+    ).SerializeToString()
+    assert runtime.success_response(kind, data) == expected
+    decoded = dynamic_subclass_pb2.CallResponse.FromString(runtime.success_response(kind, data))
+    assert (decoded.methodResponse.type, decoded.methodResponse.value) == (kind, data)

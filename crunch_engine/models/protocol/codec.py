@@ -227,6 +227,12 @@ def decode_arguments(
 ) -> tuple[list[Any], dict[str, Any]]:
     """Arguments of a request: positional ones sorted by ``position``, as the reference does."""
     ordered = sorted(args, key=lambda argument: argument.position) if len(args) > 1 else args
-    values = [decode(argument.data.type, argument.data.value) for argument in ordered]
-    named = {kw.keyword: decode(kw.data.type, kw.data.value) for kw in kwargs}
+    values = []
+    for argument in ordered:
+        data = argument.data
+        values.append(decode(data.type, data.value))
+    named = {}
+    for keyword in kwargs:
+        data = keyword.data
+        named[keyword.keyword] = decode(data.type, data.value)
     return values, named

@@ -19,10 +19,19 @@ DEMO_MODELS = REPO_ROOT / "crunch_engine" / "demo" / "models"
 BASE_CLASS = "crunch_engine.demo.tracker.TrackerBase"
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, never one this process handed out before: the
+    kernel may offer a released port again before the server it was meant for binds it."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_port(
