@@ -7,6 +7,7 @@ CONTINUATION, small windows, PING, GOAWAY.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import struct
 import time
@@ -16,6 +17,8 @@ import pytest
 
 from crunch_engine.models.protocol import codec, dynamic_subclass_pb2
 from crunch_engine.models.server import framing as f
+from crunch_engine.models.server.connection import GrpcServer
+from crunch_engine.models.server.dispatch import Dispatcher
 from crunch_engine.models.server.hpack_cache import HeaderBlockDecoder, is_context_free
 from tests.models.conftest import DEMO_MODELS, EXAMPLE_MODELS, StartServer
 from tests.models.interop.servers import BASE_CLASS
@@ -263,3 +266,50 @@ def test_hpack_cache_only_for_context_free_blocks() -> None:
     first = decoder.decode(request_block(CALL, True))
     assert HeaderBlockDecoder().decode(request_block(CALL, True)) is first  # cached by bytes
     assert first[b":path"] == CALL
+
+
+class _Sink:
+    """A transport that keeps what the server writes."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def get_extra_info(self, name: str) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+async def test_finished_streams_leave_no_state_behind() -> None:
+    """Thousands of calls on one connection: every stream's bookkeeping (receive window
+    counters, send windows, stream records) is gone once it is answered."""
+    loop = asyncio.get_running_loop()
+    answer = dynamic_subclass_pb2.CallResponse().SerializeToString()
+    handlers = {CALL: ("Call", lambda payload: answer)}
+    server = GrpcServer(handlers, Dispatcher(loop), max_message_bytes=MiB)
+    connection = server.protocol()
+    sink = _Sink()
+    connection.connection_made(sink)  # type: ignore[arg-type]
+    connection.data_received(f.PREFACE + f.settings_frame({}))
+    request = codec.encode_call_request("predict", (), {"asset": "BTC"})
+    message = f.grpc_message(request)
+    block = request_block(CALL, pipelined=True)
+    for stream_id in range(1, 2 * 2000, 4):  # two pipelined calls per write
+        frames = b"".join(
+            f.headers_frames(sid, block, False, 16384)
+            + f.frame_header(len(message), f.DATA, f.END_STREAM, sid)
+            + message
+            for sid in (stream_id, stream_id + 2)
+        )
+        connection.data_received(frames)
+        while server.dispatcher.busy:  # noqa: ASYNC110 - the first call runs on the worker
+            await asyncio.sleep(0.001)
+    assert sink.written.count(b"grpc-status") >= 2000
+    assert connection.streams == {}
+    assert connection._stream_recv == {}
+    assert connection.stream_windows == {}
+    assert connection.queued == 0

@@ -182,17 +182,24 @@ class H2Endpoint(asyncio.Protocol):
         consumed = len(payload)
         if flags & f.PADDED:
             payload = _strip_padding(payload)
+        end_stream = bool(flags & f.END_STREAM)
         if consumed:
-            self._grant(stream_id, consumed)
-        self.on_data(stream_id, payload, bool(flags & f.END_STREAM))
+            self._grant(stream_id, consumed, end_stream)
+        elif end_stream:
+            self._stream_recv.pop(stream_id, None)
+        self.on_data(stream_id, payload, end_stream)
 
-    def _grant(self, stream_id: int, consumed: int) -> None:
-        """Return window to the peer once half of it was used (few WINDOW_UPDATEs)."""
+    def _grant(self, stream_id: int, consumed: int, end_stream: bool) -> None:
+        """Return window to the peer once half of it was used (few WINDOW_UPDATEs); a
+        stream the peer ended needs no more of its own window (nor its counter)."""
         unacked = self._recv_unacked + consumed
         if unacked >= f.LOCAL_WINDOW // 2:
             self._out.append(f.window_update(0, unacked))
             unacked = 0
         self._recv_unacked = unacked
+        if end_stream:
+            self._stream_recv.pop(stream_id, None)
+            return
         stream_unacked = self._stream_recv.get(stream_id, 0) + consumed
         if stream_unacked >= f.LOCAL_WINDOW // 2:
             if self.stream_active(stream_id):
