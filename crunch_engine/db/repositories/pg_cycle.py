@@ -11,10 +11,15 @@ queues a prediction twice.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from crunch_engine.db.repositories.cycle_values import SharedValues
+
+if TYPE_CHECKING:
+    from crunch_engine.db.repositories.predictions import PredictionInput, PredictionRecord
 
 _WRITE_CYCLE = """
     WITH source AS (
@@ -55,12 +60,10 @@ def _json(value: Any) -> str:
 
 async def write_cycle(
     session: AsyncSession,
-    inputs: Sequence[Mapping[str, Any]],
-    predictions: Sequence[Mapping[str, Any]],
+    inputs: Sequence[PredictionInput],
+    predictions: Sequence[PredictionRecord],
 ) -> None:
-    """Rows as ``PredictionRepository.record_cycle`` builds them (column -> value).
-
-    Sent on the session's asyncpg connection as one autocommitted statement, which is
+    """Sent on the session's asyncpg connection as one autocommitted statement, which is
     atomic on its own: no BEGIN / COMMIT round trips, no SQLAlchemy statement layer.
     The session must not have started a transaction (its work would be left out).
     """
@@ -68,33 +71,26 @@ async def write_cycle(
     driver = (await connection.get_raw_connection()).driver_connection
     if driver is None or driver.is_in_transaction():
         raise RuntimeError("the cycle write needs a connection outside any transaction")
-    scopes: dict[int, tuple[Any, str]] = {}
-
-    def scope_text(value: Any) -> str:  # one scope object is shared by many predictions
-        known = scopes.get(id(value))
-        if known is None or known[0] is not value:
-            known = scopes[id(value)] = (value, _json(value))
-        return known[1]
-
+    shared = SharedValues()
     await driver.execute(
         _WRITE_CYCLE,
-        [i["id"] for i in inputs],
-        [i["prediction_config_id"] for i in inputs],
-        [i["scope_key"] for i in inputs],
-        [i["performed_at"] for i in inputs],
-        [_json(i["raw_input_jsonb"]) for i in inputs],
-        [_json(i["inference_input_jsonb"]) for i in inputs],
-        [_json(i["meta_jsonb"]) for i in inputs],
-        [p["id"] for p in predictions],
-        [p["input_id"] for p in predictions],
-        [p["model_id"] for p in predictions],
-        [p["prediction_config_id"] for p in predictions],
-        [p["scope_key"] for p in predictions],
-        [scope_text(p["scope_jsonb"]) for p in predictions],
-        [p["status"] for p in predictions],
-        [p["failure_reason"] for p in predictions],
-        [p["exec_time_us"] for p in predictions],
-        [_json(p["inference_output_jsonb"]) for p in predictions],
-        [p["performed_at"] for p in predictions],
-        [p["resolvable_at"] for p in predictions],
+        [i.id for i in inputs],
+        [i.prediction_config_id for i in inputs],
+        [i.scope_key for i in inputs],
+        [shared.utc(i.performed_at) for i in inputs],
+        [_json(i.raw_input) for i in inputs],
+        [_json(i.inference_input) for i in inputs],
+        [_json(i.meta) for i in inputs],
+        [p.id for p in predictions],
+        [p.input_id for p in predictions],
+        [p.model_id for p in predictions],
+        [p.prediction_config_id for p in predictions],
+        [p.scope_key for p in predictions],
+        [shared.json(p.scope) for p in predictions],
+        [p.status for p in predictions],
+        [p.failure_reason for p in predictions],
+        [p.exec_time_us for p in predictions],
+        [_json(p.output) for p in predictions],
+        [shared.utc(p.performed_at) for p in predictions],
+        [shared.utc(p.resolvable_at) for p in predictions],
     )

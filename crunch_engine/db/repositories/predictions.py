@@ -18,7 +18,6 @@ from crunch_engine.db.tables import (
     PredictionScoreRow,
     ScoreQueueRow,
 )
-from crunch_engine.timeutil import ensure_utc
 
 PREDICTION_STATUSES = ("SUCCESS", "FAILED", "TIMEOUT", "ABSENT", "INVALID")
 
@@ -66,41 +65,12 @@ class PredictionRepository:
         Idempotent: a row whose id already exists is left untouched, so a retried
         cycle never duplicates predictions.
         """
-        input_rows = [
-            {
-                "id": i.id,
-                "prediction_config_id": i.prediction_config_id,
-                "scope_key": i.scope_key,
-                "performed_at": ensure_utc(i.performed_at),
-                "raw_input_jsonb": i.raw_input,
-                "inference_input_jsonb": i.inference_input,
-                "meta_jsonb": i.meta,
-            }
-            for i in inputs
-        ]
-        prediction_rows = [
-            {
-                "id": p.id,
-                "input_id": p.input_id,
-                "model_id": p.model_id,
-                "prediction_config_id": p.prediction_config_id,
-                "scope_key": p.scope_key,
-                "scope_jsonb": p.scope,
-                "status": p.status,
-                "failure_reason": p.failure_reason,
-                "exec_time_us": p.exec_time_us,
-                "inference_output_jsonb": p.output,
-                "performed_at": ensure_utc(p.performed_at),
-                "resolvable_at": ensure_utc(p.resolvable_at),
-            }
-            for p in predictions
-        ]
         async with self._sessions() as session:
             if session.get_bind().dialect.name == "postgresql":
-                await pg_cycle.write_cycle(session, input_rows, prediction_rows)  # autocommits
+                await pg_cycle.write_cycle(session, inputs, predictions)  # autocommits
                 return
         async with self._sessions.begin() as session:
-            await sqlite_cycle.write_cycle(session, input_rows, prediction_rows)
+            await sqlite_cycle.write_cycle(session, inputs, predictions)
 
     async def due_for_scoring(self, now: datetime, limit: int) -> list[DuePrediction]:
         """Queued predictions whose ``resolvable_at <= now``, OLDEST first (plain rows:

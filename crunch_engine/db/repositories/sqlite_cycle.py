@@ -13,11 +13,15 @@ the ORM path stores.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from crunch_engine.db.repositories.cycle_values import SharedValues
+
+if TYPE_CHECKING:
+    from crunch_engine.db.repositories.predictions import PredictionInput, PredictionRecord
 
 _INPUT_COLUMNS = (
     "id",
@@ -62,77 +66,49 @@ _INSERT_INPUT = _insert_sql("prediction_inputs", _INPUT_COLUMNS)
 _INSERT_PREDICTION = _insert_sql("predictions", _PREDICTION_COLUMNS)
 
 
-class _Encoder:
-    """Values as the column types' bind processors give them to the driver (pinned by a
-    test): JSON text (``None`` as JSON null) and UTC wall time text with microseconds.
-    Within one cycle most values are shared (one timestamp, one scope per scope index),
-    so each distinct object is encoded once."""
+def _input_row(shared: SharedValues, row: PredictionInput) -> tuple[Any, ...]:
+    return (
+        row.id,
+        row.prediction_config_id,
+        row.scope_key,
+        shared.sqlite_time(row.performed_at),
+        json.dumps(row.raw_input),
+        json.dumps(row.inference_input),
+        json.dumps(row.meta),
+    )
 
-    def __init__(self) -> None:
-        self._times: dict[datetime, str] = {}
-        self._json: dict[int, tuple[Any, str]] = {}
 
-    def time(self, value: datetime) -> str:
-        known = self._times.get(value)  # equal instants encode alike, whatever their zone
-        if known is not None:
-            return known
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value!r}: timestamps must be timezone-aware")
-        text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-        self._times[value] = text
-        return text
-
-    def shared_json(self, value: Any) -> str:
-        known = self._json.get(id(value))
-        if known is not None and known[0] is value:
-            return known[1]
-        text = json.dumps(value)
-        self._json[id(value)] = (value, text)
-        return text
-
-    def input(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        return (
-            row["id"],
-            row["prediction_config_id"],
-            row["scope_key"],
-            self.time(row["performed_at"]),
-            json.dumps(row["raw_input_jsonb"]),
-            json.dumps(row["inference_input_jsonb"]),
-            json.dumps(row["meta_jsonb"]),
-        )
-
-    def prediction(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        return (
-            row["id"],
-            row["input_id"],
-            row["model_id"],
-            row["prediction_config_id"],
-            row["scope_key"],
-            self.shared_json(row["scope_jsonb"]),
-            row["status"],
-            row["failure_reason"],
-            row["exec_time_us"],
-            json.dumps(row["inference_output_jsonb"]),
-            self.time(row["performed_at"]),
-            self.time(row["resolvable_at"]),
-        )
+def _prediction_row(shared: SharedValues, row: PredictionRecord) -> tuple[Any, ...]:
+    return (
+        row.id,
+        row.input_id,
+        row.model_id,
+        row.prediction_config_id,
+        row.scope_key,
+        shared.json(row.scope),
+        row.status,
+        row.failure_reason,
+        row.exec_time_us,
+        json.dumps(row.output),
+        shared.sqlite_time(row.performed_at),
+        shared.sqlite_time(row.resolvable_at),
+    )
 
 
 async def write_cycle(
     session: AsyncSession,
-    inputs: Sequence[Mapping[str, Any]],
-    predictions: Sequence[Mapping[str, Any]],
+    inputs: Sequence[PredictionInput],
+    predictions: Sequence[PredictionRecord],
 ) -> None:
-    """Rows as ``PredictionRepository.record_cycle`` builds them (column -> value), in
-    the session's transaction (the caller commits)."""
+    """In the session's transaction (the caller commits)."""
     connection = await session.connection()
-    encoder = _Encoder()
+    shared = SharedValues()
     driver = (await connection.get_raw_connection()).driver_connection
     if driver is None:
         raise RuntimeError("the session's connection has no driver connection")
     if inputs:
-        await driver.executemany(_INSERT_INPUT, [encoder.input(row) for row in inputs])
+        await driver.executemany(_INSERT_INPUT, [_input_row(shared, row) for row in inputs])
     if predictions:
-        encoded = [encoder.prediction(row) for row in predictions]
+        encoded = [_prediction_row(shared, row) for row in predictions]
         await driver.executemany(_INSERT_PREDICTION, encoded)
         await driver.executemany(_ENQUEUE, [(row[0], row[11], row[0]) for row in encoded])
