@@ -5,9 +5,9 @@ The cycle's input, its predictions and their score-queue entries are three state
 session's transaction (the sqlite3 module opens it before the first insert; the session
 commits it). Going through SQLAlchemy's statement layer instead cost 4 ms of a 6 ms
 100-model write: compilation, a bind processor call per value, and a cursor opened and
-closed through the driver's thread per statement. Values are encoded with the very
-bind processors of the tables' column types, so what is stored is byte for byte what
-the ORM path stores.
+closed through the driver's thread per statement. Values are encoded as the column
+types' bind processors encode them (``cycle_values``; a test compares the stored text
+with the ORM's), so what is stored is what the ORM path stores and reads back.
 """
 
 from __future__ import annotations
