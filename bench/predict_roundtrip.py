@@ -12,7 +12,10 @@ machine's cores is visible next to the latency.
 
 Targets (issue 4): 100 models p50 <= 20 ms and p99 <= 50 ms end to end; our fan-out at
 least 2x faster than the reference stack at 100 models.
-Usage: python bench/predict_roundtrip.py [--quick]   (last line: one JSON object)
+The tape holds 120 five-second candles of BTC; the tick input is the newest 60 (close
+only by default, OHLCV with ``--full-candles``).
+Usage: python bench/predict_roundtrip.py [--quick] [--no-reference] [--full-candles]
+(last line: one JSON object)
 """
 
 from __future__ import annotations
@@ -42,7 +45,15 @@ from crunch_engine.testing.postgres import TemporaryPostgres
 from tests.models.interop.servers import BASE_CLASS, start_our_server, stop, wait_port
 
 
-async def seed_tape(database: Database) -> None:
+def candle_values(i: int, full: bool) -> dict[str, float]:
+    close = 100.0 + i % 9
+    if not full:
+        return {"close": close}
+    return {"open": close - 0.5, "high": close + 1.0, "low": close - 1.0, "close": close,
+            "volume": 12.5 + i}  # fmt: skip
+
+
+async def seed_tape(database: Database, full_candles: bool = False) -> None:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     await database.market.upsert(
         [
@@ -52,7 +63,7 @@ async def seed_tape(database: Database) -> None:
                 "candle",
                 "5s",
                 now - timedelta(seconds=5 * i),
-                {"close": 100.0 + i % 9},
+                candle_values(i, full_candles),
             )
             for i in range(120)
         ]
@@ -74,12 +85,13 @@ async def cycles(
     count: int,
     warmup: int,
     servers: Sequence[psutil.Process],
+    full_candles: bool = False,
 ) -> dict[str, Any]:
     """Per-cycle totals, their two parts (model calls, write) and the CPU they cost."""
     await upgrade_database(url)
     database = Database(url)
     try:
-        await seed_tape(database)
+        await seed_tape(database, full_candles)
         competition = load_competition(load_settings(pack="baseline"), {})
         config = competition.pack.active_configs[0].model_dump()
         tape = Tape(database.market, provider="replay", granularity="5s")
@@ -112,7 +124,9 @@ async def cycles(
         await database.close()
 
 
-async def measure(sizes: Sequence[int], count: int, warmup: int) -> list[dict[str, Any]]:
+async def measure(
+    sizes: Sequence[int], count: int, warmup: int, full_candles: bool
+) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp, TemporaryPostgres(durable=True) as server:
         for n in sizes:
@@ -135,7 +149,9 @@ async def measure(sizes: Sequence[int], count: int, warmup: int) -> list[dict[st
                         ("postgresql", server.url(await server.create_database())),
                     ):
                         servers = [psutil.Process(p.pid) for p in processes]
-                        measured = await cycles(url, client, ids, count, warmup, servers)
+                        measured = await cycles(
+                            url, client, ids, count, warmup, servers, full_candles
+                        )
                         rows.append({"backend": backend, "models": n, **measured})
                 finally:
                     await client.close()
@@ -148,6 +164,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 1, 10, 100 and 100 cycles")
     parser.add_argument("--no-reference", action="store_true", help="skip the reference stack")
+    parser.add_argument(
+        "--full-candles",
+        action="store_true",
+        help="OHLCV candles in the tape (default: close only), a tick input 2x larger",
+    )
     args = parser.parse_args()
     sizes = [1, 10, 100] if args.quick else [1, 10, 50, 100]
     count, warmup = (100, 10) if args.quick else (200, 20)
@@ -157,7 +178,7 @@ def main() -> None:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    rows = runner(measure(sizes, count, warmup))
+    rows = runner(measure(sizes, count, warmup, args.full_candles))
     cores = os.cpu_count() or 1
     print_table(
         "predict cycle: input built -> all predictions committed (ms); CPU per cycle",
@@ -174,7 +195,11 @@ def main() -> None:
         ["stack", "models", "rounds", "p50", "p99"],
         [[r["stack"], r["models"], r["rounds"], r["p50_ms"], r["p99_ms"]] for r in fanout],
     )
-    figures: dict[str, Any] = {"bench": "predict_roundtrip", "quick": args.quick}
+    figures: dict[str, Any] = {
+        "bench": "predict_roundtrip",
+        "quick": args.quick,
+        "full_candles": args.full_candles,
+    }
     for r in rows:
         prefix = f"cycle_{r['backend']}_{r['models']}"
         for key in ("p50_ms", "p99_ms", "models_p50_ms", "write_p50_ms", "engine_cpu_ms"):
