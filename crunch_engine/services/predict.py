@@ -7,6 +7,7 @@ worker can penalise non-answers (skipping a hard round must never pay).
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import time
@@ -210,6 +211,8 @@ class PredictService:
                     try:
                         if validate_sync is not None:
                             output = validate_sync(output=result.result, scope=shared)
+                            if inspect.isawaitable(output):  # a plain function returning one
+                                output = await output
                         else:
                             output = await validator(output=result.result, scope=shared)
                         reason = None
