@@ -69,8 +69,8 @@ class PredictionRepository:
             if session.get_bind().dialect.name == "postgresql":
                 await pg_cycle.write_cycle(session, inputs, predictions)  # autocommits
                 return
-        async with self._sessions.begin() as session:
-            await sqlite_cycle.write_cycle(session, inputs, predictions)
+            async with session.begin():
+                await sqlite_cycle.write_cycle(session, inputs, predictions)
 
     async def due_for_scoring(self, now: datetime, limit: int) -> list[DuePrediction]:
         """Queued predictions whose ``resolvable_at <= now``, OLDEST first (plain rows:
